@@ -1,0 +1,41 @@
+# bnn_opt: two commands set everything up (`make install`), `make quick` runs the
+# main job, `make test` runs the whole test suite (what .ci/run calls).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned for reproducibility; override e.g. TORCH_SPEC="torch torchvision"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test export-check nbtest pytest quick bench clean-results
+
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+# bnn_opt/ must be exactly what nbdev_export makes of nbs/
+export-check: install
+	@tmp=$$(mktemp -d) && cp -r settings.ini nbs bnn_opt $$tmp/ && \
+	(cd $$tmp && $(CURDIR)/$(VENV)/bin/nbdev_export) && \
+	if diff -rq -x __pycache__ bnn_opt $$tmp/bnn_opt; then rm -rf $$tmp; echo "export-check: bnn_opt/ is in sync with nbs/"; \
+	else rm -rf $$tmp; echo "export-check: bnn_opt/ differs from nbs/: run nbdev_export and commit"; exit 1; fi
+
+nbtest: install
+	$(VENV)/bin/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	$(PY) -m pytest -q tests
+
+test: export-check nbtest pytest
+
+quick: install
+	$(VENV)/bin/bnn-opt reproduce all --scale quick --out results/quick
+
+bench: install
+	$(PY) benchmarks/optimizer_step.py
+	$(PY) benchmarks/train_throughput.py
