@@ -28,6 +28,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
         model = getattr(model, '_orig_mod', None) or model.module
     return model
 
+def _method(cls, name: str):
+    "Decorator: attach a function to `cls` as method `name` (fastcore's `patch`, without a runtime dependency)."
+    def deco(f):
+        f.__name__, f.__qualname__ = name, f"{cls.__name__}.{name}"
+        setattr(cls, name, f); return f
+    return deco
+
 # %% ../nbs/04_metrics.ipynb #0006
 def _param_names(opt: BitFlipOptimizer, model: Optional[nn.Module] = None) -> list:
     "A name per parameter of `opt`: from `model`, else the group's 'param_names', else 'param{i}'."
@@ -53,6 +60,7 @@ class FlipRatio:
         self.reset()
 
 # %% ../nbs/04_metrics.ipynb #0011
+@_method(FlipRatio, 'reset')
 def _reset(self: FlipRatio):
     "Forget all steps (e.g. at the start of an epoch)."
     self.steps = 0                                   # `update` calls since the reset
@@ -60,15 +68,16 @@ def _reset(self: FlipRatio):
     self._sums = [torch.zeros((), dtype=torch.int64, device=p.device) for p in self.params]
     self._last = [None] * len(self.params)           # flips of the latest step (None: skipped)
 
+@_method(FlipRatio, '_mark')
 def _mark(self: FlipRatio, p):
     "Where `p`'s step count stands: `step` as an int (a CPU tensor), else the `flips` tensor itself."
     st = self.optimizer.state.get(p)
     if not st: return None
     s = st['step']
     return int(s) if not isinstance(s, torch.Tensor) or s.device.type == 'cpu' else st['flips']
-FlipRatio.reset, FlipRatio._mark = _reset, _mark
 
 # %% ../nbs/04_metrics.ipynb #0013
+@_method(FlipRatio, 'update')
 def _update(self: FlipRatio):
     "Add the flips of the latest `opt.step()`: call once after each step; no host synchronisation."
     self.steps += 1
@@ -80,7 +89,6 @@ def _update(self: FlipRatio):
         self._sums[i] += f
         self._marks[i], self._last[i] = m, f
         self.param_steps[i] += 1
-FlipRatio.update = _update
 
 # %% ../nbs/04_metrics.ipynb #0014
 def _ratios(names, numels, flips, steps) -> dict:
@@ -92,20 +100,21 @@ def _ratios(names, numels, flips, steps) -> dict:
 
 def _to_host(ts) -> list:
     "The values of 0-d tensors as Python numbers, with one synchronisation."
-    return torch.stack([t.to(ts[0].device, non_blocking=True) for t in ts]).tolist() if ts else []
+    return torch.stack([t.to(ts[0].device) for t in ts]).tolist() if ts else []
 
 # %% ../nbs/04_metrics.ipynb #0015
+@_method(FlipRatio, 'compute')
 def _compute(self: FlipRatio) -> dict:
     "Flip ratios averaged over the steps since `reset`, per parameter and 'overall' (one sync); nan before any step."
     return _ratios(self.names, self.numels, _to_host(self._sums), self.param_steps)
 
+@_method(FlipRatio, 'last_step_ratio')
 def _last_step_ratio(self: FlipRatio) -> dict:
     "Flip ratios of the latest step only (one sync); nan for parameters that step skipped."
     z = [f if f is not None else s.new_zeros(()) for f, s in zip(self._last, self._sums)]
     return _ratios(self.names, self.numels, _to_host(z), [int(f is not None) for f in self._last])
-FlipRatio.compute, FlipRatio.last_step_ratio = _compute, _last_step_ratio
 
-# %% ../nbs/04_metrics.ipynb #0025
+# %% ../nbs/04_metrics.ipynb #0029
 def accuracy(logits: torch.Tensor, # (N, C) scores
              targets: torch.Tensor, # (N,) class indices
              topk: Sequence[int] = (1,), # the k's of top-k accuracy
@@ -117,7 +126,7 @@ def accuracy(logits: torch.Tensor, # (N, C) scores
     hit = logits.topk(max(topk), dim=1).indices == targets[:, None]
     return torch.stack([hit[:, :k].any(1).sum() for k in topk])
 
-# %% ../nbs/04_metrics.ipynb #0029
+# %% ../nbs/04_metrics.ipynb #0033
 def reduce_across_ranks(t: torch.Tensor, # a tensor on this rank's device (CUDA for NCCL)
                         group=None, # the process group (default: all ranks)
                        ) -> torch.Tensor:
@@ -126,7 +135,7 @@ def reduce_across_ranks(t: torch.Tensor, # a tensor on this rank's device (CUDA 
     t = t.clone(); dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
     return t
 
-# %% ../nbs/04_metrics.ipynb #0031
+# %% ../nbs/04_metrics.ipynb #0035
 class RunningMean:
     "A sum and a count kept on the device (float64); `compute` returns sum/count, summed over ranks."
     def __init__(self): self.reset()
@@ -144,9 +153,10 @@ class RunningMean:
         else: self.sum += v
         self.count += n
 
-# %% ../nbs/04_metrics.ipynb #0033
+# %% ../nbs/04_metrics.ipynb #0037
 def _acc_dtype(device) -> torch.dtype: return torch.float32 if device.type == 'mps' else torch.float64
 
+@_method(RunningMean, 'compute')
 def _rm_compute(self: RunningMean, reduce: bool = True, # sum over ranks first (see `reduce_across_ranks`)
                ) -> torch.Tensor:
     "The mean sum/count, a tensor on the device (read it with `.item()`/`.tolist()`: one sync)."
@@ -156,4 +166,3 @@ def _rm_compute(self: RunningMean, reduce: bool = True, # sum over ranks first (
         sc = reduce_across_ranks(torch.cat([s.reshape(-1), c.reshape(1)]))   # one collective for both
         s, c = sc[:-1].view_as(s), sc[-1]
     return s / c
-RunningMean.compute = _rm_compute

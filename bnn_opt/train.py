@@ -363,7 +363,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
     topk = (1, 5) if dataset == 'imagenet' else (1,)
     show = progress if progress is not None else (sys.stderr.isatty() and main)
     names = [n for n, p in model.named_parameters() if any(p is q for q in binary_parameters(model))]
-    done_now = 0
+    done_now, rank_checksums = 0, None
     for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
         bundle.train.set_epoch(epoch)
@@ -389,6 +389,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
         if world > 1:
             cs = _weights_checksum(model).to(device); allcs = [torch.zeros_like(cs) for _ in range(world)]
             dist.all_gather(allcs, cs)
+            rank_checksums = [a.item() for a in allcs]
             if any(a.item() != allcs[0].item() for a in allcs):
                 raise RuntimeError(f"Binary weights diverged across ranks at epoch {epoch + 1}: {[a.item() for a in allcs]}")
         if main:
@@ -411,6 +412,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
                    final_train_acc=rows[-1]['train_acc'] if rows else None, epochs=c.epochs, seconds=seconds,
                    images_per_second=(bundle.n_train * c.epochs / seconds) if seconds else None,
                    dataset=bundle.name, device=str(device), world_size=world, preset=c.preset, optimizer=c.optimizer)
+    if rank_checksums is not None: summary['rank_weight_checksums'] = rank_checksums
     if main: (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     if world > 1: dist.barrier()
     return summary
