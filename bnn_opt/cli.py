@@ -50,7 +50,7 @@ def cmd_train(a) -> int:
     try: cfg = resolve_config(a.preset, _parse_overrides(a.overrides), **kw)
     except ValueError as e: print(f"bnn-opt train: {e}", file=sys.stderr); return 2
     try: train(cfg, a.out, progress=False if a.no_progress else None, stop_after=a.stop_after)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
         print(f"bnn-opt train: {e}", file=sys.stderr); return 2
     return 0
 

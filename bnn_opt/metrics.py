@@ -24,9 +24,10 @@ def _bitflip_optimizer(opt) -> BitFlipOptimizer:
 
 def _unwrap(model: nn.Module) -> nn.Module:
     "The module inside DDP/DataParallel and `torch.compile` wrappers (so names lose `module.`/`_orig_mod.`)."
-    while isinstance(getattr(model, 'module', None), nn.Module) or isinstance(getattr(model, '_orig_mod', None), nn.Module):
-        model = getattr(model, '_orig_mod', None) or model.module
-    return model
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
+        elif isinstance(getattr(model, '_orig_mod', None), nn.Module): model = model._orig_mod
+        else: return model
 
 def _method(cls, name: str):
     "Decorator: attach a function to `cls` as method `name` (fastcore's `patch`, without a runtime dependency)."
@@ -93,7 +94,7 @@ def _update(self: FlipRatio):
 # %% ../nbs/04_metrics.ipynb #0014
 def _ratios(names, numels, flips, steps) -> dict:
     "flips / (numel * steps) per name and overall; nan where no step was taken."
-    out = {n: f / (k * s) if s else math.nan for n, k, f, s in zip(names, numels, flips, steps)}
+    out = {n: f / (k * s) if k * s else math.nan for n, k, f, s in zip(names, numels, flips, steps)}
     den = sum(k * s for k, s in zip(numels, steps))
     out['overall'] = sum(flips) / den if den else math.nan
     return out

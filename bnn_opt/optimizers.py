@@ -55,15 +55,13 @@ def _single_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, thre
 
 # %% ../nbs/02_optimizers.ipynb #0010
 def _multi_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, threshold, gamma, sigma, eps):
-    "The same update on lists of tensors with torch._foreach ops."
-    finite = torch.stack([torch.isfinite(g).all() for g in grads]).all().item()
-    if not finite:
-        return _single_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors,
-                                     threshold=threshold, gamma=gamma, sigma=sigma, eps=eps)
+    "The same update on lists of tensors with torch._foreach ops (no device synchronisation)."
     c1s, c2ss = [f[0] for f in factors], [f[1] for f in factors]
-    torch._foreach_lerp_(exp_avgs, grads, gamma)
+    oks = [torch.isfinite(g) for g in grads]
+    torch._foreach_lerp_(exp_avgs, [torch.where(ok, g, m) for ok, g, m in zip(oks, grads, exp_avgs)], gamma)
     if exp_avg_sqs is not None:
-        torch._foreach_lerp_(exp_avg_sqs, torch._foreach_mul(grads, grads), sigma)
+        g2 = torch._foreach_mul(grads, grads)
+        torch._foreach_lerp_(exp_avg_sqs, [torch.where(ok, q, v) for ok, q, v in zip(oks, g2, exp_avg_sqs)], sigma)
         denom = torch._foreach_sqrt(exp_avg_sqs)
         if any(c != 1.0 for c in c2ss): torch._foreach_div_(denom, c2ss)
         torch._foreach_add_(denom, eps)
@@ -74,9 +72,9 @@ def _multi_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, thres
     torch._foreach_sub_(r, threshold)
     torch._foreach_clamp_min_(r, 0.0)
     torch._foreach_sign_(r)                            # 1.0 where w*r > threshold, else 0.0
+    torch._foreach_mul_(r, oks)
     torch._foreach_addcmul_(params, params, r, value=-2.0)
-    zero = [torch.zeros((), dtype=torch.int64, device=p.device) for p in params]
-    return [torch.count_nonzero(f) for f in r], zero
+    return [torch.count_nonzero(f) for f in r], [torch.count_nonzero(~ok) for ok in oks]
 
 # %% ../nbs/02_optimizers.ipynb #0012
 def _fused_kernel(w, g, m, v, code, hp):
@@ -128,6 +126,14 @@ def _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, codes, *, thres
     return flips, bad
 
 # %% ../nbs/02_optimizers.ipynb #0015
+def _patch_to(cls, name=None):
+    "Attach the decorated function to `cls` (as method `name`), with a proper qualified name for docs and tracebacks."
+    def deco(f):
+        n = name or f.__name__.lstrip('_')
+        f.__name__, f.__qualname__ = n, f"{cls.__name__}.{n}"
+        setattr(cls, n, f); return f
+    return deco
+
 def _describe(group, i, p):
     "How to name parameter `i` of `group` in an error message."
     names = group.get('param_names')
@@ -177,13 +183,13 @@ class BitFlipOptimizer(Optimizer):
             group.setdefault('nonfinite', 'raise'); group.setdefault('foreach', None); group.setdefault('fused', None)
 
 # %% ../nbs/02_optimizers.ipynb #0018
+@_patch_to(BitFlipOptimizer, '_init_state')
 @torch.no_grad()
 def _init_state(self: BitFlipOptimizer, p, state):
     state['step'] = torch.zeros((), dtype=torch.int64)
     for k in self._state_keys: state[k] = torch.zeros_like(p, memory_format=torch.preserve_format)
     state['flips'] = torch.zeros((), dtype=torch.int64, device=p.device)
     state['nonfinite'] = torch.zeros((), dtype=torch.int64, device=p.device)
-BitFlipOptimizer._init_state = _init_state
 
 # %% ../nbs/02_optimizers.ipynb #0020
 def _use_path(group, params):
@@ -194,6 +200,7 @@ def _use_path(group, params):
 
 _UPDATES = {'single': _single_tensor_update, 'foreach': _multi_tensor_update}
 
+@_patch_to(BitFlipOptimizer, 'step')
 @torch.no_grad()
 def _step(self: BitFlipOptimizer, closure=None):
     "Perform a single optimization step (flip weights); `closure` re-evaluates the model and returns the loss."
@@ -205,7 +212,9 @@ def _step(self: BitFlipOptimizer, closure=None):
         self._validate_group(group)
         idx, params, grads = [], [], []
         for i, p in enumerate(group['params']):
-            if p.grad is None: continue
+            if p.grad is None:
+                if 'flips' in self.state.get(p, {}): self.state[p]['flips'] = torch.zeros_like(self.state[p]['flips'])
+                continue
             if p.grad.is_sparse: raise RuntimeError(f"{type(self).__name__} does not support sparse gradients ({_describe(group, i, p)})")
             state = self.state[p]
             if len(state) == 0: self._init_state(p, state)
@@ -224,9 +233,9 @@ def _step(self: BitFlipOptimizer, closure=None):
                 "untouched. Find the cause (learning rate, loss scaling), use torch.amp.GradScaler, or pass "
                 "nonfinite='skip' to go on and count them in state['nonfinite'].")
     return loss
-BitFlipOptimizer.step = _step
 
 # %% ../nbs/02_optimizers.ipynb #0021
+@_patch_to(BitFlipOptimizer, '_update')
 def _update(self: BitFlipOptimizer, group, params, grads):
     "Dispatch one group's update to the chosen path; returns (flips, nonfinite) per parameter."
     st = [self.state[p] for p in params]
@@ -244,15 +253,14 @@ def _update(self: BitFlipOptimizer, group, params, grads):
             codes.append(s['code'])
         return _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, codes, **kw)
     return _UPDATES[path](params, grads, exp_avgs, exp_avg_sqs, factors, **kw)
-BitFlipOptimizer._update = _update
 
 # %% ../nbs/02_optimizers.ipynb #0023
+@_patch_to(BitFlipOptimizer, 'state_dict')
 def _state_dict(self: BitFlipOptimizer):
     "The optimizer's state as a dict (PyTorch's format, without the fused path's scratch buffers)."
     sd = Optimizer.state_dict(self)
     sd['state'] = {k: {n: t for n, t in s.items() if n != 'code'} for k, s in sd['state'].items()}
     return sd
-BitFlipOptimizer.state_dict = _state_dict
 
 # %% ../nbs/02_optimizers.ipynb #0025
 class Bop(BitFlipOptimizer):
@@ -299,12 +307,12 @@ class Bop2ndOrder(BitFlipOptimizer):
         _check_range('sigma', group['sigma'], 0., 1., lo_open=True)
         _check_range('eps', group['eps'], 0., lo_open=True)
 
-# %% ../nbs/02_optimizers.ipynb #0037
+# %% ../nbs/02_optimizers.ipynb #0039
 def _clone_params(shapes, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.nn.Parameter(torch.randint(0, 2, s, generator=g).float() * 2 - 1) for s in shapes]
 
-# %% ../nbs/02_optimizers.ipynb #0050
+# %% ../nbs/02_optimizers.ipynb #0052
 class HybridOptimizer(Optimizer):
     "A bit-flip optimizer for the binary parameters and a real-valued optimizer for the rest, as one optimizer."
     def __init__(self, binary_optimizer: Optimizer, # trains the ±1 weights (e.g. Bop2ndOrder)
@@ -326,11 +334,12 @@ class HybridOptimizer(Optimizer):
     def param_groups(self): return [g for o in self.optimizers for g in o.param_groups]
     @property
     def state(self):
-        st = {}
-        for o in self.optimizers: st.update(o.state)
-        return st
+        "Both optimizers' per-parameter state, as one read-only mapping (a view, not a copy)."
+        from collections import ChainMap
+        return ChainMap(*(o.state for o in self.optimizers))
 
-# %% ../nbs/02_optimizers.ipynb #0051
+# %% ../nbs/02_optimizers.ipynb #0053
+@_patch_to(HybridOptimizer, '_check')
 def _check(self: HybridOptimizer, model):
     "Refuse overlapping parameter sets and, given the model, parameters sent to the wrong optimizer."
     ids = lambda o: {id(p) for g in o.param_groups for p in g['params']} if o is not None else set()
@@ -350,9 +359,8 @@ def _check(self: HybridOptimizer, model):
         raise ValueError(f"HybridOptimizer: real parameter(s) {wrong_bin} were given to the bit-flip optimizer; "
                          "give them to the real-valued optimizer (use `real_parameters(model)`)")
     if b & r: raise ValueError(f"HybridOptimizer: parameter(s) {sorted(names.get(i, '?') for i in b & r)} are in both optimizers")
-HybridOptimizer._check = _check
 
-# %% ../nbs/02_optimizers.ipynb #0052
+# %% ../nbs/02_optimizers.ipynb #0054
 @torch.no_grad()
 def _hybrid_step(self: HybridOptimizer, closure=None):
     "Step both optimizers; `closure` re-evaluates the model and returns the loss."
@@ -382,12 +390,14 @@ def _hybrid_add_param_group(self: HybridOptimizer, param_group):
 def _hybrid_repr(self: HybridOptimizer):
     return f"HybridOptimizer(\n  binary: {self.binary_optimizer!r}\n  real: {self.real_optimizer!r}\n)".replace('\n', '\n  ').rstrip() 
 
-for _n, _f in dict(step=_hybrid_step, zero_grad=_hybrid_zero_grad, state_dict=_hybrid_state_dict,
-                   load_state_dict=_hybrid_load_state_dict, add_param_group=_hybrid_add_param_group,
-                   __repr__=_hybrid_repr).items():
+# step goes through Optimizer.profile_hook_step, so step hooks registered on the hybrid run
+for _n, _f in dict(step=Optimizer.profile_hook_step(_hybrid_step), zero_grad=_hybrid_zero_grad,
+                   state_dict=_hybrid_state_dict, load_state_dict=_hybrid_load_state_dict,
+                   add_param_group=_hybrid_add_param_group, __repr__=_hybrid_repr).items():
+    _f.__name__, _f.__qualname__ = _n, f"HybridOptimizer.{_n}"
     setattr(HybridOptimizer, _n, _f)
 
-# %% ../nbs/02_optimizers.ipynb #0053
+# %% ../nbs/02_optimizers.ipynb #0055
 @classmethod
 def _for_model(cls, model: torch.nn.Module, binary_optimizer=Bop2ndOrder, binary_kwargs: Optional[dict] = None,
                real_optimizer=torch.optim.Adam, real_kwargs: Optional[dict] = None):

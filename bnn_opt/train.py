@@ -165,14 +165,15 @@ def build_optimizer(c: TrainConfig, model):
     "HybridOptimizer (bit flips + Adam), or Adam alone for the latent baseline."
     if c.optimizer == 'adam':
         return torch.optim.Adam(model.parameters(), lr=c.lr)
-    fused = dict(fused=True) if c.fused else {}
+    # nonfinite='skip' keeps the step free of device syncs; train() checks the counts once per epoch
+    fused = dict(fused=True, nonfinite='skip') if c.fused else dict(nonfinite='skip')
     if c.optimizer == 'bop':
         cls, kw = Bop, dict(threshold=c.threshold, gamma=c.gamma, **fused)
     else:
         kw = dict(threshold=c.threshold, gamma=c.gamma, sigma=c.sigma, bias_correction=c.bias_correction, eps=c.eps)
         if c.optimizer == 'pbop':
             from bnn_opt.pbop import PBop
-            cls = PBop; kw.update(scaler=c.scaler, seed=c.seed)
+            cls = PBop; kw.update(scaler=c.scaler, seed=c.seed, nonfinite='skip')
         else: cls = Bop2ndOrder; kw.update(fused)
     return HybridOptimizer.for_model(model, cls, kw, torch.optim.Adam, dict(lr=c.lr))
 
@@ -294,6 +295,19 @@ def _write_csv(rows, path):
     os.replace(tmp, path)
 
 # %% ../nbs/07_train.ipynb #0025
+def _check_nonfinite(opt, epoch: int):
+    "Stop the run (before this epoch is checkpointed) if any binary gradient was non-finite in it."
+    if not isinstance(opt, HybridOptimizer): return
+    st = opt.binary_optimizer.state
+    bad = {n: int(st[p]['nonfinite']) for g in opt.binary_optimizer.param_groups
+           for n, p in zip(g.get('param_names') or range(len(g['params'])), g['params']) if p in st}
+    bad = {n: v for n, v in bad.items() if v}
+    if bad:
+        raise FloatingPointError(f"Non-finite gradients during epoch {epoch + 1} in {bad} (elements). Those weights were "
+                                 "left untouched, but the run stops here; the checkpoint of the previous epoch is kept. "
+                                 "Lower the learning rate or check the data, then rerun to resume.")
+
+# %% ../nbs/07_train.ipynb #0026
 _RUNTIME_KEYS = ('device', 'num_workers', 'amp', 'channels_last', 'compile', 'fused')
 
 def _check_same_config(out: Path, cfg: dict):
@@ -306,7 +320,7 @@ def _check_same_config(out: Path, cfg: dict):
         raise ValueError(f"`{out}` holds a run with other settings {diff} (old, new). "
                          "Use another --out folder for a new run, or delete this one.")
 
-# %% ../nbs/07_train.ipynb #0026
+# %% ../nbs/07_train.ipynb #0027
 def train(config: TrainConfig, # resolved settings (see `resolve_config`)
           out, # the run's folder: config.json, metrics.csv, checkpoint.pt, summary.json
           progress: Optional[bool] = None, # progress bar (None: when stderr is a terminal)
@@ -385,6 +399,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
         if c.flip_layers:
             for nme, f, k in zip(names, fl.tolist(), numels): row[f'flip_ratio/{nme}'] = f / (k * max(tr['steps'], 1))
         row.update(hp); row['epoch_seconds'] = dt
+        _check_nonfinite(opt, epoch)
         rows.append(row); best = max(best, row['test_acc'])
         if world > 1:
             cs = _weights_checksum(model).to(device); allcs = [torch.zeros_like(cs) for _ in range(world)]
@@ -417,7 +432,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
     if world > 1: dist.barrier()
     return summary
 
-# %% ../nbs/07_train.ipynb #0027
+# %% ../nbs/07_train.ipynb #0028
 def _tensorboard(out: Path):
     "A SummaryWriter in out/tb when tensorboard is installed, else None."
     try:
