@@ -13,10 +13,11 @@ from torch.optim import Optimizer
 __all__ = ['check_binary', 'BitFlipOptimizer', 'Bop', 'Bop2ndOrder', 'HybridOptimizer']
 
 # %% ../nbs/02_optimizers.ipynb #0005
-def _check_range(name, value, lo, hi=None, lo_open=False):
-    "Raise a ValueError naming `name` unless lo <(=) value (<= hi)."
-    try: v = float(value)
-    except (TypeError, ValueError): raise ValueError(f"Invalid {name} value: `{value!r}` (must be a number)") from None
+def _check_range(name, value, lo, hi=None, lo_open=False) -> float:
+    "`value` as a float; a ValueError naming `name` unless it is a number with lo <(=) value (<= hi)."
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not (torch.is_tensor(value) and value.numel() == 1):
+        raise ValueError(f"Invalid {name} value: `{value!r}` (must be a number)")
+    v = float(value)
     bad = (not math.isfinite(v)) or (v <= lo if lo_open else v < lo) or (hi is not None and v > hi)
     if bad:
         rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
@@ -24,6 +25,12 @@ def _check_range(name, value, lo, hi=None, lo_open=False):
     return v
 
 _BIAS_CORRECTIONS = (False, True, 'scaled')
+
+def _check_bias_correction(value):
+    "False, True or 'scaled' (not 0, 1.0, 'unbiased', ...)."
+    if not (value is False or value is True or value == 'scaled'):
+        raise ValueError(f"Invalid bias_correction value: `{value!r}` (use False, True or 'scaled')")
+    return value
 
 def _bias_factors(mode, t: int, gamma: float, sigma: float):
     "The divisors (c1, sqrt(c2)) of the first and second moments, in float64."
@@ -39,18 +46,21 @@ def _single_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, thre
     for i, (w, g) in enumerate(zip(params, grads)):
         m, v, (c1, c2s) = exp_avgs[i], exp_avg_sqs[i] if exp_avg_sqs is not None else None, factors[i]
         ok = torch.isfinite(g)
-        # lerp towards m itself (resp. v) where g is not finite: exactly no change there
-        m.lerp_(torch.where(ok, g, m), gamma)
+        clean = bool(ok.all())  # a sync, harmless on the CPU where this path is the default
+        # where g is not finite, lerp towards m itself (resp. v): exactly no change there
+        m.lerp_(g if clean else torch.where(ok, g, m), gamma)
         if v is not None:
-            v.lerp_(torch.where(ok, g * g, v), sigma)
+            v.lerp_(g * g if clean else torch.where(ok, g * g, v), sigma)
             denom = v.sqrt()
             if c2s != 1.0: denom.div_(c2s)
             r = m.div(denom.add_(eps))
         else: r = m.clone()
         if c1 != 1.0: r.div_(c1)
-        flip = r.mul_(w).gt_(threshold).mul_(ok)       # 1.0 where w*r > threshold
+        flip = r.mul_(w).gt_(threshold)                # 1.0 where w*r > threshold
+        if not clean: flip.mul_(ok)
         w.addcmul_(w, flip, value=-2.0)                # w <- w(1 - 2 flip): exactly -w or w
-        flips.append(torch.count_nonzero(flip)); bad.append(torch.count_nonzero(~ok))
+        flips.append(torch.count_nonzero(flip))
+        bad.append(torch.zeros((), dtype=torch.int64, device=g.device) if clean else torch.count_nonzero(~ok))
     return flips, bad
 
 # %% ../nbs/02_optimizers.ipynb #0010
@@ -166,16 +176,20 @@ class BitFlipOptimizer(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        "Check a group's hyperparameters (called at construction and before each step)."
-        _check_range('threshold', group['threshold'], 0.)
-        _check_range('gamma', group['gamma'], 0., 1., lo_open=True)
+        "Check a group's hyperparameters and store them as floats (at construction and before each step)."
+        group['threshold'] = _check_range('threshold', group['threshold'], 0.)
+        group['gamma'] = _check_range('gamma', group['gamma'], 0., 1., lo_open=True)
 
     def add_param_group(self, param_group: dict):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        self._validate_group(group)
-        for i, p in enumerate(group['params']):
-            check_binary(p, f"{type(self).__name__}: parameter {_describe(group, i, p)}")
+        try:
+            self._validate_group(group)
+            for i, p in enumerate(group['params']):
+                check_binary(p, f"{type(self).__name__}: parameter {_describe(group, i, p)}")
+        except Exception:
+            self.param_groups.pop()  # a rejected group must not stay behind
+            raise
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -297,15 +311,15 @@ class Bop2ndOrder(BitFlipOptimizer):
         _check_range('gamma', gamma, 0., 1., lo_open=True)
         _check_range('sigma', sigma, 0., 1., lo_open=True)
         _check_range('eps', eps, 0., lo_open=True)
-        if bias_correction not in _BIAS_CORRECTIONS or isinstance(bias_correction, int) and not isinstance(bias_correction, bool):
-            raise ValueError(f"Invalid bias_correction value: `{bias_correction!r}` (use False, True or 'scaled')")
+        _check_bias_correction(bias_correction)
         defaults = dict(threshold=threshold, gamma=gamma, sigma=sigma, bias_correction=bias_correction, eps=eps)
         super().__init__(params, defaults, nonfinite=nonfinite, foreach=foreach, fused=fused)
 
     def _validate_group(self, group):
         super()._validate_group(group)
-        _check_range('sigma', group['sigma'], 0., 1., lo_open=True)
-        _check_range('eps', group['eps'], 0., lo_open=True)
+        group['sigma'] = _check_range('sigma', group['sigma'], 0., 1., lo_open=True)
+        group['eps'] = _check_range('eps', group['eps'], 0., lo_open=True)
+        _check_bias_correction(group['bias_correction'])
 
 # %% ../nbs/02_optimizers.ipynb #0039
 def _clone_params(shapes, seed=0):
@@ -411,3 +425,11 @@ def _for_model(cls, model: torch.nn.Module, binary_optimizer=Bop2ndOrder, binary
     if bo is None: raise ValueError("HybridOptimizer.for_model: the model has no binary parameters (no QuantConv2d/QuantLinear with a binary kernel)")
     return cls(bo, ro, model=model)
 HybridOptimizer.for_model = _for_model
+
+# %% ../nbs/02_optimizers.ipynb #0065
+def __getattr__(name):
+    "Lazy attributes (PEP 562): `PBop` lives in `bnn_opt.pbop`, which imports this module."
+    if name == 'PBop':
+        from bnn_opt.pbop import PBop
+        return PBop
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

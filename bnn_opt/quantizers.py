@@ -13,7 +13,8 @@ __all__ = ['ste_sign', 'approx_sign', 'SteSign', 'ApproxSign', 'get_quantizer']
 # %% ../nbs/00_quantizers.ipynb #0004
 def _sign(x):
     "Sign with sign(0) = +1; same dtype as `x`."
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    y = torch.where(x >= 0, 1.0, -1.0)  # two passes, no temporary tensors of ones
+    return y if y.dtype == x.dtype else y.to(x.dtype)
 
 # %% ../nbs/00_quantizers.ipynb #0005
 class _SteSignFn(torch.autograd.Function):
@@ -26,7 +27,7 @@ class _SteSignFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, = ctx.saved_tensors
-        return grad * (x.abs() <= ctx.clip_value).to(grad.dtype), None
+        return torch.where(x.abs() <= ctx.clip_value, grad, 0.0), None
 
 # %% ../nbs/00_quantizers.ipynb #0006
 def ste_sign(x: torch.Tensor, # input tensor
@@ -46,7 +47,7 @@ class _ApproxSignFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, = ctx.saved_tensors
-        return grad * (2 - 2 * x.abs()).clamp_(min=0).to(grad.dtype)
+        return (1 - x.abs()).clamp_(min=0).mul_(2).to(grad.dtype).mul_(grad)
 
 # %% ../nbs/00_quantizers.ipynb #0012
 def approx_sign(x: torch.Tensor # input tensor
