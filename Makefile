@@ -33,8 +33,9 @@ pytest: install
 
 test: export-check nbtest pytest
 
+# DATA=path/to/cifar10 (train/ and test/ class folders) uses real CIFAR-10; without it, the embedded digits
 quick: install
-	$(VENV)/bin/bnn-opt reproduce all --scale quick --out results/quick
+	$(VENV)/bin/bnn-opt reproduce all --scale quick $(if $(DATA),--data $(DATA)) --out results/quick
 
 bench: install
 	$(PY) benchmarks/optimizer_step.py
