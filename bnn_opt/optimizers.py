@@ -87,53 +87,45 @@ def _multi_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, thres
     return [torch.count_nonzero(f) for f in r], [torch.count_nonzero(~ok) for ok in oks]
 
 # %% ../nbs/02_optimizers.ipynb #0012
-def _fused_kernel(w, g, m, v, code, hp):
-    "One pass: moments, ratio, flip decision and flip; hp = [threshold, gamma, sigma, c1, sqrt(c2), eps]."
-    ok = torch.isfinite(g)
+def _fused_one(w, g, m, v, hp):
+    "One pass over w, g, m (and v); hp = [threshold', gamma, sigma, eps', K]. Returns flips + K * nonfinite (float64)."
+    ok = g.abs() < math.inf                      # False for nan and +-inf
     m_new = torch.where(ok, torch.lerp(m, g, hp[1]), m)
     if v is not None:
         v_new = torch.where(ok, torch.lerp(v, g * g, hp[2]), v)
-        r = m_new / (torch.sqrt(v_new) / hp[4] + hp[5]) / hp[3]
+        flip = (w * m_new > hp[0] * (torch.sqrt(v_new) + hp[3])) & ok
         v.copy_(v_new)
-    else: r = m_new / hp[3]
-    flip = (w * r > hp[0]) & ok
+    else: flip = (w * m_new > hp[0]) & ok
     w.copy_(torch.where(flip, -w, w)); m.copy_(m_new)
-    code.copy_(flip.to(torch.uint8) + (~ok).to(torch.uint8) * 2)
+    return torch.where(ok, torch.where(flip, 1.0, 0.0), hp[4]).sum(dtype=torch.float64)
+
+def _fused_group(ws, gs, ms, vs, hps):
+    "The fused update of a list of tensors; returns (flips, nonfinite) as int64 vectors."
+    s = torch.stack([_fused_one(w, g, m, None if vs is None else vs[i], hps[i])
+                     for i, (w, g, m) in enumerate(zip(ws, gs, ms))])
+    K = hps[:, 4].double()
+    b = torch.floor(s / K)
+    return (s - b * K).long(), b.long()
 
 _compiled = {}
 
-def _get_fused_kernel():
-    "The compiled kernel (built once per process, on first use)."
+def _get_fused_group():
+    "The compiled group update (built once per process, on first use)."
     if 'k' not in _compiled:
-        _compiled['k'] = torch.compile(_fused_kernel, dynamic=False, fullgraph=True)
+        _compiled['k'] = torch.compile(_fused_group, dynamic=False, fullgraph=True)
     return _compiled['k']
 
-def _flat(t):
-    "A 1-D view of a dense tensor in its memory order (contiguous or channels_last)."
-    if t.is_contiguous(): return t.view(-1)
-    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last): return t.permute(0, 2, 3, 1).reshape(-1)
-    raise RuntimeError(f"fused=True needs dense parameters and gradients (contiguous or channels_last); got strides {t.stride()}")
-
 # %% ../nbs/02_optimizers.ipynb #0013
-def _dynamo_limit_patch():
-    "Raise dynamo's per-function recompile limit: one static kernel per distinct parameter size."
-    cfg = torch._dynamo.config
-    key = 'recompile_limit' if hasattr(cfg, 'recompile_limit') else 'cache_size_limit'
-    return cfg.patch(**{key: max(getattr(cfg, key), 64)})
-
-def _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, codes, *, threshold, gamma, sigma, eps):
-    "The update as one compiled kernel per tensor."
-    kernel, flips, bad = _get_fused_kernel(), [], []
-    with _dynamo_limit_patch():
-        for i, (w, g) in enumerate(zip(params, grads)):
-            c1, c2s = factors[i]
-            hp = torch.tensor([threshold, gamma, sigma, c1, c2s, eps], dtype=torch.float32).to(w.device, non_blocking=True)
-            v = exp_avg_sqs[i] if exp_avg_sqs is not None else None
-            # flatten all in w's memory order (gradients and state share w's layout)
-            kernel(_flat(w), _flat(g), _flat(exp_avgs[i]), None if v is None else _flat(v), codes[i], hp)
-            nnz, total = torch.count_nonzero(codes[i]), codes[i].sum(dtype=torch.int64)
-            flips.append(2 * nnz - total); bad.append(total - nnz)   # flips + bad = nnz, flips + 2 bad = total
-    return flips, bad
+def _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, threshold, gamma, sigma, eps):
+    "The update as one compiled call per parameter group."
+    hps = torch.tensor([[threshold * c1 / c2s, gamma, sigma, eps * c2s, 2.0 ** math.ceil(math.log2(w.numel() + 1))]
+                        for w, (c1, c2s) in zip(params, factors)], dtype=torch.float32)
+    hps = hps.to(params[0].device, non_blocking=True)
+    for w, g in zip(params, grads):
+        if g.stride() != w.stride():
+            raise RuntimeError(f"fused=True needs gradients laid out like their parameters; got strides {g.stride()} for {w.stride()}")
+    flips, bad = _get_fused_group()(params, grads, exp_avgs, exp_avg_sqs, hps)
+    return list(flips.unbind()), list(bad.unbind())
 
 # %% ../nbs/02_optimizers.ipynb #0015
 def _patch_to(cls, name=None):
@@ -259,24 +251,10 @@ def _update(self: BitFlipOptimizer, group, params, grads):
     factors = [_bias_factors(group.get('bias_correction', False), int(s['step']), group['gamma'], sigma) for s in st]
     kw = dict(threshold=group['threshold'], gamma=group['gamma'], sigma=sigma, eps=group.get('eps', 0.0))
     path = _use_path(group, params)
-    if path == 'fused':
-        codes = []
-        for p, s in zip(params, st):
-            if 'code' not in s or s['code'].numel() != p.numel():
-                s['code'] = torch.empty(p.numel(), dtype=torch.uint8, device=p.device)
-            codes.append(s['code'])
-        return _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, codes, **kw)
+    if path == 'fused': return _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, **kw)
     return _UPDATES[path](params, grads, exp_avgs, exp_avg_sqs, factors, **kw)
 
 # %% ../nbs/02_optimizers.ipynb #0023
-@_patch_to(BitFlipOptimizer, 'state_dict')
-def _state_dict(self: BitFlipOptimizer):
-    "The optimizer's state as a dict (PyTorch's format, without the fused path's scratch buffers)."
-    sd = Optimizer.state_dict(self)
-    sd['state'] = {k: {n: t for n, t in s.items() if n != 'code'} for k, s in sd['state'].items()}
-    return sd
-
-# %% ../nbs/02_optimizers.ipynb #0025
 class Bop(BitFlipOptimizer):
     "Bop (Helwegen et al. 2019): flip w where the gradient's moving average m satisfies w*m > threshold."
     def __init__(self, params,
@@ -291,7 +269,7 @@ class Bop(BitFlipOptimizer):
         _check_range('gamma', gamma, 0., 1., lo_open=True)
         super().__init__(params, dict(threshold=threshold, gamma=gamma), nonfinite=nonfinite, foreach=foreach, fused=fused)
 
-# %% ../nbs/02_optimizers.ipynb #0031
+# %% ../nbs/02_optimizers.ipynb #0029
 class Bop2ndOrder(BitFlipOptimizer):
     "Bop2ndOrder (Suárez-Ramírez 2020): flip w where w * m/(sqrt(v)+eps), optionally bias-corrected, exceeds threshold."
     _state_keys = ('exp_avg', 'exp_avg_sq')
@@ -321,12 +299,12 @@ class Bop2ndOrder(BitFlipOptimizer):
         group['eps'] = _check_range('eps', group['eps'], 0., lo_open=True)
         _check_bias_correction(group['bias_correction'])
 
-# %% ../nbs/02_optimizers.ipynb #0039
+# %% ../nbs/02_optimizers.ipynb #0037
 def _clone_params(shapes, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.nn.Parameter(torch.randint(0, 2, s, generator=g).float() * 2 - 1) for s in shapes]
 
-# %% ../nbs/02_optimizers.ipynb #0052
+# %% ../nbs/02_optimizers.ipynb #0050
 class HybridOptimizer(Optimizer):
     "A bit-flip optimizer for the binary parameters and a real-valued optimizer for the rest, as one optimizer."
     def __init__(self, binary_optimizer: Optimizer, # trains the ±1 weights (e.g. Bop2ndOrder)
@@ -352,7 +330,7 @@ class HybridOptimizer(Optimizer):
         from collections import ChainMap
         return ChainMap(*(o.state for o in self.optimizers))
 
-# %% ../nbs/02_optimizers.ipynb #0053
+# %% ../nbs/02_optimizers.ipynb #0051
 @_patch_to(HybridOptimizer, '_check')
 def _check(self: HybridOptimizer, model):
     "Refuse overlapping parameter sets and, given the model, parameters sent to the wrong optimizer."
@@ -374,7 +352,7 @@ def _check(self: HybridOptimizer, model):
                          "give them to the real-valued optimizer (use `real_parameters(model)`)")
     if b & r: raise ValueError(f"HybridOptimizer: parameter(s) {sorted(names.get(i, '?') for i in b & r)} are in both optimizers")
 
-# %% ../nbs/02_optimizers.ipynb #0054
+# %% ../nbs/02_optimizers.ipynb #0052
 @torch.no_grad()
 def _hybrid_step(self: HybridOptimizer, closure=None):
     "Step both optimizers; `closure` re-evaluates the model and returns the loss."
@@ -411,7 +389,7 @@ for _n, _f in dict(step=Optimizer.profile_hook_step(_hybrid_step), zero_grad=_hy
     _f.__name__, _f.__qualname__ = _n, f"HybridOptimizer.{_n}"
     setattr(HybridOptimizer, _n, _f)
 
-# %% ../nbs/02_optimizers.ipynb #0055
+# %% ../nbs/02_optimizers.ipynb #0053
 @classmethod
 def _for_model(cls, model: torch.nn.Module, binary_optimizer=Bop2ndOrder, binary_kwargs: Optional[dict] = None,
                real_optimizer=torch.optim.Adam, real_kwargs: Optional[dict] = None):
@@ -426,7 +404,7 @@ def _for_model(cls, model: torch.nn.Module, binary_optimizer=Bop2ndOrder, binary
     return cls(bo, ro, model=model)
 HybridOptimizer.for_model = _for_model
 
-# %% ../nbs/02_optimizers.ipynb #0065
+# %% ../nbs/02_optimizers.ipynb #0063
 def __getattr__(name):
     "Lazy attributes (PEP 562): `PBop` lives in `bnn_opt.pbop`, which imports this module."
     if name == 'PBop':
