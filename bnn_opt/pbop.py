@@ -33,8 +33,9 @@ def _pbop_single(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, thresh
     for i, (w, g) in enumerate(zip(params, grads)):
         m, v, (c1, c2s) = exp_avgs[i], exp_avg_sqs[i], factors[i]
         ok = torch.isfinite(g)
-        m.lerp_(torch.where(ok, g, m), gamma)
-        v.lerp_(torch.where(ok, g * g, v), sigma)
+        clean = bool(ok.all())  # a sync, harmless on the CPU where this path is the default
+        m.lerp_(g if clean else torch.where(ok, g, m), gamma)
+        v.lerp_(g * g if clean else torch.where(ok, g * g, v), sigma)
         denom = v.sqrt()
         if c2s != 1.0: denom.div_(c2s)
         r = m.div(denom.add_(eps))
@@ -48,12 +49,11 @@ def _pbop_single(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, thresh
 # %% ../nbs/02a_pbop.ipynb #0010
 def _pbop_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, threshold, gamma, sigma, eps, scaler):
     "The same update on lists of tensors with torch._foreach ops."
-    kw = dict(threshold=threshold, gamma=gamma, sigma=sigma, eps=eps, scaler=scaler)
-    if not torch.stack([torch.isfinite(g).all() for g in grads]).all().item():
-        return _pbop_single(params, grads, exp_avgs, exp_avg_sqs, factors, coins, **kw)
     c1s, c2ss = [f[0] for f in factors], [f[1] for f in factors]
-    torch._foreach_lerp_(exp_avgs, grads, gamma)
-    torch._foreach_lerp_(exp_avg_sqs, torch._foreach_mul(grads, grads), sigma)
+    oks = [torch.isfinite(g) for g in grads]   # element-wise masks: no device synchronisation
+    torch._foreach_lerp_(exp_avgs, [torch.where(ok, g, m) for ok, g, m in zip(oks, grads, exp_avgs)], gamma)
+    g2 = torch._foreach_mul(grads, grads)
+    torch._foreach_lerp_(exp_avg_sqs, [torch.where(ok, q, v) for ok, q, v in zip(oks, g2, exp_avg_sqs)], sigma)
     denom = torch._foreach_sqrt(exp_avg_sqs)
     if any(c != 1.0 for c in c2ss): torch._foreach_div_(denom, c2ss)
     torch._foreach_add_(denom, eps)
@@ -63,10 +63,10 @@ def _pbop_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, thres
     torch._foreach_sub_(p, threshold)
     torch._foreach_mul_(p, scaler)
     torch._foreach_clamp_min_(p, 0.); torch._foreach_clamp_max_(p, 1.)
+    torch._foreach_mul_(p, oks)                  # p = 0 where g is not finite
     flip = [u.lt(q) for u, q in zip(coins, p)]
     torch._foreach_addcmul_(params, params, [f.to(w.dtype) for f, w in zip(flip, params)], value=-2.0)
-    zero = [torch.zeros((), dtype=torch.int64, device=w.device) for w in params]
-    return [torch.count_nonzero(f) for f in flip], zero, [q.sum() for q in p]
+    return [torch.count_nonzero(f) for f in flip], [torch.count_nonzero(~ok) for ok in oks], [q.sum() for q in p]
 
 # %% ../nbs/02a_pbop.ipynb #0012
 class PBop(Bop2ndOrder):

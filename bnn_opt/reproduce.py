@@ -66,12 +66,13 @@ def _sig(v, digits=6):
 
 def compress_schedules(schedules: dict, # key -> schedule spec, periods in epochs
                        factor: float, # run epochs / preset epochs
+                       min_epochs: float = 0.0, # shortest period (one optimizer step: batch / training images)
                       ) -> dict:
-    "The same schedules with their epoch periods multiplied by `factor`."
+    "The same schedules with their epoch periods multiplied by `factor` (at least `min_epochs`)."
     out = copy.deepcopy(schedules)
     for spec in out.values():
         for k in ('epochs', 'decay_epochs'):
-            if k in spec: spec[k] = _sig(spec[k] * factor)
+            if k in spec: spec[k] = _sig(max(spec[k] * factor, min_epochs))
     return out
 
 # %% ../nbs/08_reproduce.ipynb #0011
@@ -103,7 +104,8 @@ def scaled_config(preset: str, # a name in PRESETS
     if epochs: kw['epochs'] = int(epochs)
     full = PRESETS[preset]['epochs'] or IMAGENET_EPOCHS.get((preset, model), 100)
     if PRESETS[preset].get('schedules') and kw.get('epochs', full) != full:
-        c = compress_schedules(PRESETS[preset]['schedules'], kw['epochs'] / full)
+        step = kw['batch_size'] / kw['subset'] if kw.get('subset') and kw.get('batch_size') else 0.0
+        c = compress_schedules(PRESETS[preset]['schedules'], kw['epochs'] / full, min_epochs=step)
         if c != PRESETS[preset]['schedules']: kw['schedules'] = c
     return kw
 
@@ -350,7 +352,8 @@ def _finish(o: RunOutcome, run_dir: Path, cmd, rc: int, t0: float, log):
         s = json.loads((run_dir / 'summary.json').read_text())
         log(f"  done   {o.run_id} in {o.seconds:.1f}s: best test acc {s['best_test_acc']:.4f}")
     else:
-        o.status, o.message = 'failed', _tail(run_dir / 'log.txt', 3).replace('\n', ' | ')
+        lines = [l for l in _tail(run_dir / 'log.txt', 30).splitlines() if l.strip() and not l.startswith('== ')]
+        o.status, o.message = 'failed', (lines[-1] if lines else f"exit code {rc}")
         log(f"  FAILED {o.run_id} (exit {rc}); log: {o.log}")
 
 # %% ../nbs/08_reproduce.ipynb #0033
@@ -659,12 +662,17 @@ def _cell(k, v) -> str:
         return f"{v:.1f}"
     return str(v).replace('|', '\\|')
 
+_HEAD = dict(final_test_acc='final test acc (%)', best_test_acc='best test acc (%)', final_train_acc='final train acc (%)',
+             gap='train-test gap (pp)', final_test_top5='final top-5 (%)', published='published (%)',
+             epochs_to_target='epochs to target', final_flip_ratio='flip ratio (last epoch)',
+             mean_flip_ratio='flip ratio (mean)', final_test_loss='final test loss', spread='max-min')
+
 def markdown_table(rows: list, columns: Optional[list] = None) -> str:
-    "A GitHub-markdown table of `rows` (dicts)."
+    "A GitHub-markdown table of `rows` (dicts); headers in words."
     if not rows: return '(no rows)'
     cols = columns or [k for k in dict.fromkeys(k for r in rows for k in r) if not k.endswith('_std')]
     fmt = lambda r, k: _cell(k, r.get(k)) + (f" ± {r[k + '_std']:.1f}" if r.get(k + '_std') is not None else '')
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+    lines = ['| ' + ' | '.join(_HEAD.get(c, c) for c in cols) + ' |', '|' + '---|' * len(cols)]
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r, k) for k in cols) + ' |' for r in rows])
 
 def write_csv(rows: list, path) -> Path:
