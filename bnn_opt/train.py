@@ -55,6 +55,10 @@ PRESETS = {
     'adam_latent': dict(optimizer='adam', epochs=100, batch_size=100, lr=1e-3),
     'pbop': dict(optimizer='pbop', epochs=100, batch_size=100, threshold=1e-6, gamma=1e-3, sigma=1e-3,
                  bias_correction=False, scaler=10.0, lr=0.01),
+    # PBop annealed from random towards deterministic: scaler x1000 over the run (1 -> 1000)
+    'pbop_anneal': dict(optimizer='pbop', epochs=100, batch_size=100, threshold=1e-6, gamma=1e-3, sigma=1e-3,
+                        bias_correction=False, scaler=1.0, lr=0.01,
+                        schedules={'scaler': dict(type='exponential', decay_rate=1000.0)}),
 }
 # ImageNet epochs depend on the network (paper-facts, section 4)
 IMAGENET_EPOCHS = {('bop_imagenet', 'xnornet'): 100, ('bop_imagenet', 'birealnet'): 300,
@@ -247,8 +251,9 @@ def run_epoch(model, loader, opt, scheds, c: TrainConfig, device, train: bool, t
     inner = model.module if hasattr(model, 'module') else model
     cl = c.channels_last if c.channels_last is not None else True
     steps = 0
+    bar = _progress(loader, len(loader), progress, desc)
     with torch.set_grad_enabled(train):
-        for x, y in _progress(loader, len(loader), progress, desc):
+        for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if cl: x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -267,6 +272,8 @@ def run_epoch(model, loader, opt, scheds, c: TrainConfig, device, train: bool, t
             hit = top == y[:, None]
             correct += torch.stack([hit[:, :k].any(1).sum() for k in topk])
             n += y.numel()
+            if progress and hasattr(bar, 'set_postfix') and (steps % 20 == 1 or not train):
+                bar.set_postfix(loss=f"{(loss_sum / n).item():.3f}", acc=f"{(correct[0] / n).item():.3f}", refresh=False)
     return dict(loss_sum=loss_sum, correct=correct, n=n, flips=flips, steps=steps, bparams=bparams)
 
 # %% ../nbs/07_train.ipynb #0024
@@ -351,8 +358,9 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(c, model)
     steps_per_epoch = len(bundle.train)
-    spec = {k: dict(v, epochs=v.get('epochs', c.epochs)) if v.get('type') == 'linear' and not
-            any(p in v for p in ('epochs', 'decay_epochs', 'steps', 'decay_steps')) else v for k, v in c.schedules.items()}
+    # a schedule given without a period spans the whole run
+    spec = {k: v if any(p in v for p in ('epochs', 'decay_epochs', 'steps', 'decay_steps')) or v.get('type') == 'constant'
+            else dict(v, epochs=c.epochs) for k, v in c.schedules.items()}
     scheds = schedules_from_config(opt, spec, steps_per_epoch)
     rows, start, best, seconds = [], 0, 0.0, 0.0
     ckpath = out / 'checkpoint.pt'
