@@ -16,10 +16,10 @@ def _train_parser(sub):
         'Train BinaryNet, XNOR-Net or Bi-Real Net with a bit-flip optimizer. Writes config.json, metrics.csv, '
         'checkpoint.pt and summary.json to --out; rerunning the same command resumes from the checkpoint. '
         'Launch with `torchrun --nproc_per_node N bnn-opt train ...` (or python -m bnn_opt.cli) for DDP.')
-    p.add_argument('--model', default='binarynet', choices=['binarynet', 'xnornet', 'birealnet'], help='network (default: binarynet)')
+    p.add_argument('--model', default=None, choices=['binarynet', 'xnornet', 'birealnet'], help='network (default: binarynet)')
     p.add_argument('--norm', default=None, choices=['batch', 'layer'], help='normalization layers (default: batch)')
     p.add_argument('--width', type=int, default=None, help="base filter count, e.g. 16 for a CPU-sized BinaryNet (default: the paper's: 128, 96 XNOR-Net, 64 Bi-Real Net)")
-    p.add_argument('--dataset', default='digits', choices=['digits', 'cifar10', 'imagenet'], help='data set (default: digits, embedded)')
+    p.add_argument('--dataset', default=None, choices=['digits', 'cifar10', 'imagenet'], help='data set (default: digits, embedded)')
     p.add_argument('--data', default=None, metavar='PATH', help='folder with train/ and test/ (cifar10) or train/ and val/ (imagenet) class folders')
     p.add_argument('--subset', type=int, default=None, metavar='N', help='train on N images (and test on N/5) for quick runs')
     p.add_argument('--preset', default=None, choices=sorted(PRESETS), help="one of the paper's hyperparameter sets")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_reproduce.ipynb #0001
 from __future__ import annotations
-import argparse, copy, csv, importlib.util, json, math, os, shlex, signal, statistics, subprocess, sys, time
+import argparse, copy, csv, importlib.util, json, os, shlex, signal, statistics, subprocess, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
@@ -42,7 +42,7 @@ PUBLISHED = {'bop_sec52': 91.3, 'bop2ndorder_cifar': 91.9, 'bop2ndorder_unbiased
 SCALES = {
     'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None),
     'quick': dict(width=16, subset=1000, epochs=5, batch_size=50,
-                  imagenet=dict(width=8, epochs=3, batch_size=40, image_size=32, classes=20, per_class=20)),
+                  imagenet=dict(width=8, epochs=3, batch_size=50, image_size=32, classes=50, per_class=15)),
     'tiny': dict(width=4, subset=100, epochs=1, batch_size=50,
                  imagenet=dict(width=4, epochs=1, batch_size=20, image_size=32, classes=10, per_class=4)),
 }
@@ -56,7 +56,7 @@ DESIGN = {
     'schedulers': dict(variants=['none', 'all', 'threshold']),
     'cifar10': dict(presets=['bop_sec52', 'bop2ndorder_cifar', 'bop2ndorder_unbiased_cifar', 'adam_latent']),
     'imagenet': dict(models=['xnornet', 'birealnet'], presets=['bop_imagenet', 'bop2ndorder_imagenet']),
-    'pbop': dict(scalers=[1.0, 10.0, 100.0], references=['bop', 'bop2ndorder']),
+    'pbop': dict(scalers=[1.0, 10.0, 100.0], references=['bop', 'bop2ndorder'], anneal=True),
 }
 
 # %% ../nbs/08_reproduce.ipynb #0009
@@ -214,10 +214,12 @@ def grid_imagenet(scale='quick', seeds=(0,), epochs=None, data=None, overrides=N
 def grid_pbop(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
               scalers=DESIGN['pbop']['scalers'], # PBop's `scaler` values
               references=DESIGN['pbop']['references'], # deterministic optimizers beside it (presets)
+              anneal=DESIGN['pbop']['anneal'], # also PBop with scaler annealed 1 -> 1000 (preset pbop_anneal)
              ) -> list:
-    "PBop's scaler sweep beside Bop and Bop2ndOrder, at PBop's epochs."
+    "PBop's scaler sweep (and its annealed schedule) beside Bop and Bop2ndOrder, at PBop's epochs."
     kw = dict(epochs=epochs, data=data, overrides=overrides, fixed_epochs=PRESETS['pbop']['epochs'] if scale == 'paper' else None)
     out = [make_run('pbop', scale, s, scaler=float(c), **kw) for c in scalers for s in seeds]
+    if anneal: out += [make_run('pbop_anneal', scale, s, **kw) for s in seeds]
     return out + [make_run(p, scale, s, **kw) for p in references for s in seeds]
 
 # %% ../nbs/08_reproduce.ipynb #0022
@@ -247,9 +249,14 @@ def grid(table: str, # one of TABLES
     return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides, **design)
 
 # %% ../nbs/08_reproduce.ipynb #0025
+def _read_json(path: Path) -> dict:
+    "A JSON file's content; {} when it is missing or half-written (a run killed while writing it)."
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError): return {}
+
 def _config_diff(run_dir: Path, kwargs: dict) -> dict:
     "Settings of `kwargs` that differ from the run recorded in run_dir/config.json: key -> (recorded, wanted)."
-    old = json.loads((run_dir / 'config.json').read_text()).get('config', {})
+    old = _read_json(run_dir / 'config.json').get('config', {})
     new = json.loads(json.dumps(asdict(config_of(kwargs)), default=str))
     return {k: (old.get(k), v) for k, v in new.items() if k not in _RUNTIME_KEYS and old.get(k) != v}
 
@@ -260,9 +267,7 @@ def run_state(run_dir, # DIR/runs/<run_id>
     d = Path(run_dir)
     if not (d / 'config.json').exists(): return 'partial' if (d / 'checkpoint.pt').exists() else 'missing'
     if kwargs is not None and _config_diff(d, kwargs): return 'other'
-    s = d / 'summary.json'
-    if s.exists() and json.loads(s.read_text()).get('complete'): return 'complete'
-    return 'partial'
+    return 'complete' if _read_json(d / 'summary.json').get('complete') else 'partial'
 
 # %% ../nbs/08_reproduce.ipynb #0027
 _FLAGS = ('model', 'norm', 'dataset', 'data', 'width', 'subset', 'epochs', 'batch_size', 'seed')
@@ -454,13 +459,13 @@ def load_run(run_dir, # DIR/runs/<run_id>
     d = Path(run_dir)
     rec = dict(id=d.name, dir=str(d), kwargs=kwargs, state=run_state(d, kwargs), rows=[], summary=None, meta=None,
                rc=None, error=None, log=str(d / 'log.txt'))
-    if (d / 'config.json').exists(): rec['meta'] = json.loads((d / 'config.json').read_text())
+    if (d / 'config.json').exists(): rec['meta'] = _read_json(d / 'config.json') or None
     rec['cfg'] = asdict(config_of(kwargs)) if kwargs is not None else (rec['meta'] or {}).get('config', {})
     if (d / 'metrics.csv').exists():
         with open(d / 'metrics.csv') as f: rec['rows'] = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    if (d / 'summary.json').exists(): rec['summary'] = json.loads((d / 'summary.json').read_text())
+    if (d / 'summary.json').exists(): rec['summary'] = _read_json(d / 'summary.json') or None
     if (d / 'runner.json').exists() and rec['state'] not in ('complete', 'other'):
-        r = json.loads((d / 'runner.json').read_text()); rec['rc'] = r.get('rc')
+        r = _read_json(d / 'runner.json'); rec['rc'] = r.get('rc')
         if r.get('error') or rec['rc'] not in (None, 0):
             rec['state'], rec['error'] = 'failed', r.get('error') or _tail(d / 'log.txt', 4)
     return rec
@@ -617,6 +622,7 @@ _OPT_NAME = {'bop': 'Bop', 'bop2ndorder': 'Bop2ndOrder', 'pbop': 'PBop', 'adam':
 def _opt_label(cfg) -> str:
     name = _OPT_NAME[cfg['optimizer']]
     if cfg['optimizer'] in ('bop2ndorder', 'pbop'): name += f", {_VARIANT[cfg['bias_correction']].split(' ')[0]}"
+    if 'scaler' in (cfg.get('schedules') or {}): name += ", scaler annealed"
     return name
 
 def convergence_target(runs: dict, frac: float = 0.9) -> Optional[float]:
@@ -647,7 +653,10 @@ def table_pbop(runs: dict) -> list:
     out = []
     for g in by_setting(runs):
         c, s = g[0]['cfg'], run_summary(g[0])
-        out.append(dict(optimizer=_opt_label(c), scaler=c['scaler'] if c['optimizer'] == 'pbop' else None,
+        sc = c['scaler'] if c['optimizer'] == 'pbop' else None
+        if sc is not None and 'scaler' in (c.get('schedules') or {}):
+            sc = f"{sc:g} -> {sc * c['schedules']['scaler'].get('decay_rate', 1.0):g}"
+        out.append(dict(optimizer=_opt_label(c), scaler=sc,
                         **aggregate(g, ('final_test_acc', 'best_test_acc')), mean_flip_ratio=s.get('mean_flip_ratio'),
                         final_flip_ratio=s.get('final_flip_ratio'), seeds=len(g), status=status(g)))
     return out
@@ -887,6 +896,8 @@ def _abs(p): return str(Path(p).resolve()) if p else None
 def cmd_reproduce(a) -> int:
     "`bnn-opt reproduce`: grids, runs, notebooks, report; 1 if anything failed."
     from bnn_opt.cli import _parse_overrides
+    try: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated runner stops its runs (checkpoints stay)
+    except (ValueError, AttributeError): pass  # not the main thread / no SIGTERM
     t0 = time.time()
     tables = list(TABLES) if a.table == 'all' else [a.table]
     out = Path(a.out).resolve(); out.mkdir(parents=True, exist_ok=True)
@@ -931,15 +942,11 @@ def cmd_reproduce(a) -> int:
 # %% ../nbs/08_reproduce.ipynb #0067
 def main(argv=None) -> int:
     "`python -m bnn_opt.reproduce ...`: the same as `bnn-opt reproduce ...`."
-    ap = argparse.ArgumentParser(prog='python -m bnn_opt.reproduce')
-    sub = ap.add_subparsers(dest='command', required=True)
-    add_parser(sub)
+    p = add_parser(argparse.ArgumentParser().add_subparsers())
+    p.prog = 'python -m bnn_opt.reproduce'
     argv = list(sys.argv[1:] if argv is None else argv)
-    a = ap.parse_args(['reproduce'] + argv)
+    a = p.parse_args(argv)
     a.argv = argv
-    if hasattr(signal, 'SIGTERM'):  # a terminated runner stops its children (their checkpoints stay)
-        try: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        except ValueError: pass
     return a.func(a)
 
 # %% ../nbs/08_reproduce.ipynb #0068

@@ -293,6 +293,10 @@ def _hparams(opt) -> dict:
             if k in g: out[k] = float(g[k]); break
     return out
 
+def _write_text_atomic(path, text: str):
+    "Write `text` to `path` via a temporary file and os.replace (never a half-written file)."
+    tmp = Path(str(path) + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
+
 def _write_csv(rows, path):
     import csv
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -376,7 +380,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
                     device=str(device), device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
                     n_train=bundle.n_train, n_test=bundle.n_test, steps_per_epoch=steps_per_epoch,
                     model_stats=model_stats(model), versions=_versions())
-        (out / 'config.json').write_text(json.dumps(meta, indent=2, default=str))
+        _write_text_atomic(out / 'config.json', json.dumps(meta, indent=2, default=str))
     tb = _tensorboard(out) if main else None
     dmodel = model
     if world > 1:
@@ -436,7 +440,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
                    images_per_second=(bundle.n_train * c.epochs / seconds) if seconds else None,
                    dataset=bundle.name, device=str(device), world_size=world, preset=c.preset, optimizer=c.optimizer)
     if rank_checksums is not None: summary['rank_weight_checksums'] = rank_checksums
-    if main: (out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    if main: _write_text_atomic(out / 'summary.json', json.dumps(summary, indent=2))
     if world > 1: dist.barrier()
     return summary
 
