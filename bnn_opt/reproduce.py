@@ -914,6 +914,12 @@ def cmd_reproduce(a) -> int:
     if 'imagenet' in plan and inet is None: fake_imagenet(out, a.scale)
     runs = [r for t in tables for r in plan.get(t, [])]
     print(f"bnn-opt reproduce {a.table} --scale {a.scale}: {len(tables)} table(s), {len(_dedup(runs))} runs -> {out}")
+    if data is None and a.scale != 'paper' and set(plan) - {'imagenet'}:
+        print("No CIFAR-10 folder given (--data DIR with train/ and test/ class folders): the CIFAR-10 tables train on "
+              "the embedded digits data set (scikit-learn's 8x8 digits upscaled to 32x32), and their headers say so.")
+    if 'imagenet' in plan and inet is None:
+        print("No ImageNet folder given (--imagenet-data DIR): the ImageNet table runs on a small generated image "
+              "folder, a pipeline check, not an ImageNet number.")
     outcomes = run_grid(runs, out, jobs=a.jobs, gpus=gpus, device=a.device, threads=threads)
     if not a.runs_only:
         for t in plan:
