@@ -18,12 +18,14 @@ $(VENV)/.installed: settings.ini setup.py
 
 install: $(VENV)/.installed
 
-# bnn_opt/ must be exactly what nbdev_export makes of nbs/
+# bnn_opt/ must be exactly what nbdev_export makes of nbs/, and the notebooks must be stored clean
 export-check: install
-	@tmp=$$(mktemp -d) && cp -r settings.ini nbs bnn_opt $$tmp/ && \
-	(cd $$tmp && $(CURDIR)/$(VENV)/bin/nbdev_export) && \
-	if diff -rq -x __pycache__ bnn_opt $$tmp/bnn_opt; then rm -rf $$tmp; echo "export-check: bnn_opt/ is in sync with nbs/"; \
-	else rm -rf $$tmp; echo "export-check: bnn_opt/ differs from nbs/: run nbdev_export and commit"; exit 1; fi
+	@tmp=$$(mktemp -d) && cp -r settings.ini nbs bnn_opt reproduce $$tmp/ && \
+	(cd $$tmp && $(CURDIR)/$(VENV)/bin/nbdev_export && $(CURDIR)/$(VENV)/bin/nbdev_clean && \
+	 $(CURDIR)/$(VENV)/bin/nbdev_clean --fname reproduce) && \
+	if diff -rq -x __pycache__ bnn_opt $$tmp/bnn_opt && diff -rq nbs $$tmp/nbs && diff -rq reproduce $$tmp/reproduce; then \
+	  rm -rf $$tmp; echo "export-check: bnn_opt/ is in sync with nbs/, notebooks are clean"; \
+	else rm -rf $$tmp; echo "export-check: run nbdev_export and nbdev_clean (also --fname reproduce), then commit"; exit 1; fi
 
 nbtest: install
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
