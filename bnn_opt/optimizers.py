@@ -100,12 +100,9 @@ def _fused_one(w, g, m, v, hp):
     return torch.where(ok, torch.where(flip, 1.0, 0.0), hp[4]).sum(dtype=torch.float64)
 
 def _fused_group(ws, gs, ms, vs, hps):
-    "The fused update of a list of tensors; returns (flips, nonfinite) as int64 vectors."
-    s = torch.stack([_fused_one(w, g, m, None if vs is None else vs[i], hps[i])
-                     for i, (w, g, m) in enumerate(zip(ws, gs, ms))])
-    K = hps[:, 4].double()
-    b = torch.floor(s / K)
-    return (s - b * K).long(), b.long()
+    "The fused update of a list of tensors; returns each tensor's flips + K * nonfinite (a float64 vector)."
+    return torch.stack([_fused_one(w, g, m, None if vs is None else vs[i], hps[i])
+                        for i, (w, g, m) in enumerate(zip(ws, gs, ms))])
 
 _compiled = {}
 
@@ -118,14 +115,16 @@ def _get_fused_group():
 # %% ../nbs/02_optimizers.ipynb #0013
 def _fused_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, threshold, gamma, sigma, eps):
     "The update as one compiled call per parameter group."
-    hps = torch.tensor([[threshold * c1 / c2s, gamma, sigma, eps * c2s, 2.0 ** math.ceil(math.log2(w.numel() + 1))]
-                        for w, (c1, c2s) in zip(params, factors)], dtype=torch.float32)
-    hps = hps.to(params[0].device, non_blocking=True)
+    Ks = [2.0 ** math.ceil(math.log2(w.numel() + 1)) for w in params]
+    hps = torch.tensor([[threshold * c1 / c2s, gamma, sigma, eps * c2s, K] for (c1, c2s), K in zip(factors, Ks)],
+                       dtype=torch.float32).to(params[0].device, non_blocking=True)
     for w, g in zip(params, grads):
         if g.stride() != w.stride():
             raise RuntimeError(f"fused=True needs gradients laid out like their parameters; got strides {g.stride()} for {w.stride()}")
-    flips, bad = _get_fused_group()(params, grads, exp_avgs, exp_avg_sqs, hps)
-    return list(flips.unbind()), list(bad.unbind())
+    s = _get_fused_group()(params, grads, exp_avgs, exp_avg_sqs, hps)
+    K = torch.tensor(Ks, dtype=torch.float64).to(s.device, non_blocking=True)
+    bad = torch.div(s, K, rounding_mode='floor')   # decoded outside the graph: a few tiny eager ops
+    return list(s.sub_(bad * K).long().unbind()), list(bad.long().unbind())
 
 # %% ../nbs/02_optimizers.ipynb #0015
 def _patch_to(cls, name=None):
