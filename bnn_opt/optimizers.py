@@ -40,23 +40,28 @@ def _bias_factors(mode, t: int, gamma: float, sigma: float):
     return corr(gamma), math.sqrt(corr(sigma))
 
 # %% ../nbs/02_optimizers.ipynb #0008
+def _wr_single(w, g, m, v, c1, c2s, *, gamma, sigma, eps):
+    "Update m (and v) in place; return (w*r, ok, clean): the statistic every flip rule reads (Bop: r = m)."
+    ok = torch.isfinite(g)
+    clean = bool(ok.all())  # a sync, harmless on the CPU where this path is the default
+    # where g is not finite, lerp towards m itself (resp. v): exactly no change there
+    m.lerp_(g if clean else torch.where(ok, g, m), gamma)
+    if v is not None:
+        v.lerp_(g * g if clean else torch.where(ok, g * g, v), sigma)
+        denom = v.sqrt()
+        if c2s != 1.0: denom.div_(c2s)
+        r = m.div(denom.add_(eps))
+    else: r = m.clone()
+    if c1 != 1.0: r.div_(c1)
+    return r.mul_(w), ok, clean
+
 def _single_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, threshold, gamma, sigma, eps):
     "Reference update, one tensor at a time; non-finite gradient elements leave m, v, w untouched."
     flips, bad = [], []
     for i, (w, g) in enumerate(zip(params, grads)):
-        m, v, (c1, c2s) = exp_avgs[i], exp_avg_sqs[i] if exp_avg_sqs is not None else None, factors[i]
-        ok = torch.isfinite(g)
-        clean = bool(ok.all())  # a sync, harmless on the CPU where this path is the default
-        # where g is not finite, lerp towards m itself (resp. v): exactly no change there
-        m.lerp_(g if clean else torch.where(ok, g, m), gamma)
-        if v is not None:
-            v.lerp_(g * g if clean else torch.where(ok, g * g, v), sigma)
-            denom = v.sqrt()
-            if c2s != 1.0: denom.div_(c2s)
-            r = m.div(denom.add_(eps))
-        else: r = m.clone()
-        if c1 != 1.0: r.div_(c1)
-        flip = r.mul_(w).gt_(threshold)                # 1.0 where w*r > threshold
+        v = exp_avg_sqs[i] if exp_avg_sqs is not None else None
+        wr, ok, clean = _wr_single(w, g, exp_avgs[i], v, *factors[i], gamma=gamma, sigma=sigma, eps=eps)
+        flip = wr.gt_(threshold)                       # 1.0 where w*r > threshold
         if not clean: flip.mul_(ok)
         w.addcmul_(w, flip, value=-2.0)                # w <- w(1 - 2 flip): exactly -w or w
         flips.append(torch.count_nonzero(flip))
@@ -64,8 +69,8 @@ def _single_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, thre
     return flips, bad
 
 # %% ../nbs/02_optimizers.ipynb #0010
-def _multi_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, threshold, gamma, sigma, eps):
-    "The same update on lists of tensors with torch._foreach ops (no device synchronisation)."
+def _wr_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, *, gamma, sigma, eps):
+    "Lists: update the moments in place; return (w*r per tensor, ok masks), with no device synchronisation."
     c1s, c2ss = [f[0] for f in factors], [f[1] for f in factors]
     oks = [torch.isfinite(g) for g in grads]
     torch._foreach_lerp_(exp_avgs, [torch.where(ok, g, m) for ok, g, m in zip(oks, grads, exp_avgs)], gamma)
@@ -79,6 +84,11 @@ def _multi_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, thres
     else: r = [m.clone() for m in exp_avgs]
     if any(c != 1.0 for c in c1s): torch._foreach_div_(r, c1s)
     torch._foreach_mul_(r, params)
+    return r, oks
+
+def _multi_tensor_update(params, grads, exp_avgs, exp_avg_sqs, factors, *, threshold, gamma, sigma, eps):
+    "The same update on lists of tensors with torch._foreach ops (no device synchronisation)."
+    r, oks = _wr_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, gamma=gamma, sigma=sigma, eps=eps)
     torch._foreach_sub_(r, threshold)
     torch._foreach_clamp_min_(r, 0.0)
     torch._foreach_sign_(r)                            # 1.0 where w*r > threshold, else 0.0

@@ -8,7 +8,7 @@ import math
 import warnings
 from typing import Optional
 import torch
-from .optimizers import Bop2ndOrder, _bias_factors, _check_range, _use_path
+from .optimizers import Bop2ndOrder, _bias_factors, _check_range, _use_path, _wr_single, _wr_foreach
 
 # %% auto #0
 __all__ = ['flip_probability', 'PBop']
@@ -31,35 +31,17 @@ def _pbop_single(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, thresh
     "Reference update, one tensor at a time; non-finite gradient elements leave m, v, w untouched."
     flips, bad, expected = [], [], []
     for i, (w, g) in enumerate(zip(params, grads)):
-        m, v, (c1, c2s) = exp_avgs[i], exp_avg_sqs[i], factors[i]
-        ok = torch.isfinite(g)
-        clean = bool(ok.all())  # a sync, harmless on the CPU where this path is the default
-        m.lerp_(g if clean else torch.where(ok, g, m), gamma)
-        v.lerp_(g * g if clean else torch.where(ok, g * g, v), sigma)
-        denom = v.sqrt()
-        if c2s != 1.0: denom.div_(c2s)
-        r = m.div(denom.add_(eps))
-        if c1 != 1.0: r.div_(c1)
-        p = _flip_prob_(r.mul_(w), threshold, scaler).mul_(ok)   # p = 0 where g is not finite
+        wr, ok, clean = _wr_single(w, g, exp_avgs[i], exp_avg_sqs[i], *factors[i], gamma=gamma, sigma=sigma, eps=eps)
+        p = _flip_prob_(wr, threshold, scaler).mul_(ok)   # p = 0 where g is not finite
         flip = coins[i].lt(p)
-        w.addcmul_(w, flip.to(w.dtype), value=-2.0)            # w <- w(1 - 2 flip): exactly -w or w
+        w.addcmul_(w, flip.to(w.dtype), value=-2.0)       # w <- w(1 - 2 flip): exactly -w or w
         flips.append(torch.count_nonzero(flip)); bad.append(torch.count_nonzero(~ok)); expected.append(p.sum())
     return flips, bad, expected
 
 # %% ../nbs/02a_pbop.ipynb #0010
 def _pbop_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, threshold, gamma, sigma, eps, scaler):
     "The same update on lists of tensors with torch._foreach ops."
-    c1s, c2ss = [f[0] for f in factors], [f[1] for f in factors]
-    oks = [torch.isfinite(g) for g in grads]   # element-wise masks: no device synchronisation
-    torch._foreach_lerp_(exp_avgs, [torch.where(ok, g, m) for ok, g, m in zip(oks, grads, exp_avgs)], gamma)
-    g2 = torch._foreach_mul(grads, grads)
-    torch._foreach_lerp_(exp_avg_sqs, [torch.where(ok, q, v) for ok, q, v in zip(oks, g2, exp_avg_sqs)], sigma)
-    denom = torch._foreach_sqrt(exp_avg_sqs)
-    if any(c != 1.0 for c in c2ss): torch._foreach_div_(denom, c2ss)
-    torch._foreach_add_(denom, eps)
-    p = torch._foreach_div(exp_avgs, denom)
-    if any(c != 1.0 for c in c1s): torch._foreach_div_(p, c1s)
-    torch._foreach_mul_(p, params)
+    p, oks = _wr_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, gamma=gamma, sigma=sigma, eps=eps)
     torch._foreach_sub_(p, threshold)
     torch._foreach_mul_(p, scaler)
     torch._foreach_clamp_min_(p, 0.); torch._foreach_clamp_max_(p, 1.)
