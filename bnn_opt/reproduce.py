@@ -8,7 +8,7 @@ import argparse, copy, csv, importlib.util, json, os, shlex, signal, statistics,
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
-from .train import PRESETS, IMAGENET_EPOCHS, resolve_config, _RUNTIME_KEYS
+from .train import PRESETS, IMAGENET_EPOCHS, resolve_config, _RUNTIME_KEYS, _write_csv
 
 # %% auto #0
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'DESIGN', 'GRIDS', 'compress_schedules',
@@ -685,9 +685,8 @@ def markdown_table(rows: list, columns: Optional[list] = None) -> str:
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r, k) for k in cols) + ' |' for r in rows])
 
 def write_csv(rows: list, path) -> Path:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, 'w', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=keys); w.writeheader(); w.writerows(rows)
+    "Rows (dicts) as a CSV file, written atomically; the columns are the union of the rows' keys."
+    _write_csv(rows, path)
     return Path(path)
 
 # %% ../nbs/08_reproduce.ipynb #0052

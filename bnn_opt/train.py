@@ -16,6 +16,7 @@ from .optimizers import Bop, Bop2ndOrder, HybridOptimizer
 from .schedulers import schedules_from_config
 from .models import get_model, l2_penalty, model_stats
 from .data import get_data, resolve_dataset
+from .metrics import FlipRatio, accuracy
 
 # %% auto #0
 __all__ = ['PRESETS', 'IMAGENET_EPOCHS', 'TrainConfig', 'resolve_config', 'build_model', 'build_optimizer', 'setup_distributed',
@@ -224,12 +225,6 @@ def load_checkpoint(path):
     return ck
 
 # %% ../nbs/07_train.ipynb #0021
-def _flip_totals(opt, names):
-    "Per-layer flip counts of the last step, as one device tensor (no sync)."
-    st = opt.binary_optimizer.state
-    return torch.stack([st[p]['flips'] if p in st else torch.zeros((), dtype=torch.int64, device=p.device)
-                        for p in names])
-
 def _progress(iterable, total, enabled, desc):
     if not enabled: return iterable
     try:
@@ -238,16 +233,15 @@ def _progress(iterable, total, enabled, desc):
     except ImportError: return iterable
 
 # %% ../nbs/07_train.ipynb #0022
-def run_epoch(model, loader, opt, scheds, c: TrainConfig, device, train: bool, topk=(1,), progress=False, desc=''):
-    "Train (or evaluate) for one epoch; returns sums (loss, correct@k, n) and flip counts per binary layer."
+def run_epoch(model, loader, opt, scheds, c: TrainConfig, device, train: bool, topk=(1,), progress=False, desc='',
+              flips: Optional[FlipRatio] = None, # updated after every optimizer step
+             ):
+    "Train (or evaluate) for one epoch; returns sums (loss, correct@k, n) and the number of steps."
     model.train(train)
     amp = c.amp if c.amp is not None else device.type == 'cuda'
-    hybrid = isinstance(opt, HybridOptimizer)
-    bparams = binary_parameters(model.module if hasattr(model, 'module') else model) if hybrid else []
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros(len(topk), dtype=torch.int64, device=device)
     n = torch.zeros((), dtype=torch.int64, device=device)
-    flips = torch.zeros(len(bparams), dtype=torch.int64, device=device)
     inner = model.module if hasattr(model, 'module') else model
     cl = c.channels_last if c.channels_last is not None else True
     steps = 0
@@ -266,15 +260,13 @@ def run_epoch(model, loader, opt, scheds, c: TrainConfig, device, train: bool, t
                 total.backward()
                 opt.step(); scheds.step(); steps += 1
                 if c.optimizer == 'adam': clip_latent_weights_(inner)
-                if hybrid: flips += _flip_totals(opt, bparams)
+                if flips is not None: flips.update()
             loss_sum += loss.detach().double() * y.numel()
-            top = logits.detach().topk(max(topk), dim=1).indices
-            hit = top == y[:, None]
-            correct += torch.stack([hit[:, :k].any(1).sum() for k in topk])
+            correct += accuracy(logits.detach(), y, topk)
             n += y.numel()
             if progress and hasattr(bar, 'set_postfix') and (steps % 20 == 1 or not train):
                 bar.set_postfix(loss=f"{(loss_sum / n).item():.3f}", acc=f"{(correct[0] / n).item():.3f}", refresh=False)
-    return dict(loss_sum=loss_sum, correct=correct, n=n, flips=flips, steps=steps, bparams=bparams)
+    return dict(loss_sum=loss_sum, correct=correct, n=n, steps=steps)
 
 # %% ../nbs/07_train.ipynb #0024
 def _reduce(t: torch.Tensor, world: int):
@@ -388,13 +380,14 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
     if c.compile: dmodel = torch.compile(dmodel)
     topk = (1, 5) if dataset == 'imagenet' else (1,)
     show = progress if progress is not None else (sys.stderr.isatty() and main)
-    names = [n for n, p in model.named_parameters() if any(p is q for q in binary_parameters(model))]
+    tracker = FlipRatio(opt, model) if isinstance(opt, HybridOptimizer) else None
     done_now, rank_checksums = 0, None
     for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
         bundle.train.set_epoch(epoch)
         hp = _hparams(opt)  # the values in force at the start of the epoch
-        tr = run_epoch(dmodel, bundle.train, opt, scheds, c, device, True, topk, show, f"epoch {epoch + 1}/{c.epochs}")
+        if tracker is not None: tracker.reset()
+        tr = run_epoch(dmodel, bundle.train, opt, scheds, c, device, True, topk, show, f"epoch {epoch + 1}/{c.epochs}", tracker)
         te = run_epoch(dmodel, bundle.test, opt, scheds, c, device, False, topk)
         stats = _reduce(torch.cat([torch.stack([tr['loss_sum'], te['loss_sum']]),
                                    torch.stack([tr['n'], te['n']]).double(),
@@ -405,11 +398,9 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
         row = dict(epoch=epoch + 1, train_loss=stats[0] / ntr, train_acc=stats[4] / ntr,
                    test_loss=stats[1] / nte, test_acc=stats[4 + len(topk)] / nte)
         if len(topk) > 1: row.update(train_top5=stats[5] / ntr, test_top5=stats[4 + len(topk) + 1] / nte)
-        fl = tr['flips'].cpu()
-        numels = [p.numel() for p in tr['bparams']]
-        row['flip_ratio'] = (fl.sum().item() / (sum(numels) * max(tr['steps'], 1))) if numels else 0.0
-        if c.flip_layers:
-            for nme, f, k in zip(names, fl.tolist(), numels): row[f'flip_ratio/{nme}'] = f / (k * max(tr['steps'], 1))
+        ratios = tracker.compute() if tracker is not None else {'overall': 0.0}
+        row['flip_ratio'] = ratios.pop('overall')
+        if c.flip_layers: row.update({f'flip_ratio/{k}': v for k, v in ratios.items()})
         row.update(hp); row['epoch_seconds'] = dt
         _check_nonfinite(opt, epoch)
         rows.append(row); best = max(best, row['test_acc'])
