@@ -11,15 +11,15 @@ from typing import Optional
 from .train import PRESETS, IMAGENET_EPOCHS, resolve_config, _RUNTIME_KEYS, _write_csv
 
 # %% auto #0
-__all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'DESIGN', 'GRIDS', 'compress_schedules',
-           'scaled_config', 'config_of', 'make_run', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers',
-           'grid_cifar10', 'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'run_state', 'train_command',
-           'RunOutcome', 'run_grid', 'load_run', 'load_runs', 'fake_imagenet', 'ensure_runs', 'run_summary',
-           'epochs_to', 'status', 'by_setting', 'aggregate', 'table_bias_norm', 'table_ablation', 'robustness',
-           'heatmap', 'table_schedulers', 'convergence_target', 'table_cifar10', 'table_imagenet', 'table_pbop',
-           'markdown_table', 'write_csv', 'data_label', 'deviations', 'table_header', 'write_table', 'run_label',
-           'plot_curves', 'plot_heatmap', 'save_figure', 'notebooks_dir', 'notebook_parameters', 'execute_table',
-           'write_report', 'add_parser', 'cmd_reproduce', 'main']
+__all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'GRIDS', 'scale_seeds',
+           'scale_epochs', 'compress_schedules', 'scaled_config', 'config_of', 'make_run', 'grid_bias_norm',
+           'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir',
+           'grid', 'run_state', 'train_command', 'RunOutcome', 'run_grid', 'load_run', 'load_runs', 'fake_imagenet',
+           'ensure_runs', 'run_summary', 'epochs_to', 'status', 'by_setting', 'aggregate', 'table_bias_norm',
+           'table_ablation', 'robustness', 'heatmap', 'table_schedulers', 'convergence_target', 'table_cifar10',
+           'table_imagenet', 'table_pbop', 'markdown_table', 'write_csv', 'data_label', 'deviations', 'table_header',
+           'write_table', 'run_label', 'plot_curves', 'plot_heatmap', 'save_figure', 'notebooks_dir',
+           'notebook_parameters', 'execute_table', 'write_report', 'add_parser', 'cmd_reproduce', 'main']
 
 # %% ../nbs/08_reproduce.ipynb #0005
 TABLES = ('bias_norm', 'ablation', 'schedulers', 'cifar10', 'imagenet', 'pbop')
@@ -40,20 +40,34 @@ PUBLISHED = {'bop_sec52': 91.3, 'bop2ndorder_cifar': 91.9, 'bop2ndorder_unbiased
 
 # %% ../nbs/08_reproduce.ipynb #0007
 SCALES = {
-    'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None),
-    'quick': dict(width=16, subset=1000, epochs=5, batch_size=50,
+    'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None, needs_data=True,
+                  table_epochs=dict(ablation=100, pbop=100), seeds=dict(default=[0])),
+    'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True, amp=True,
+                table_epochs=dict(cifar10=12, ablation=4), seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0]),
+                jobs=2),
+    'quick': dict(width=16, subset=1000, epochs=5, batch_size=50, seeds=dict(default=[0]),
                   imagenet=dict(width=8, epochs=3, batch_size=50, image_size=32, classes=50, per_class=15)),
-    'tiny': dict(width=4, subset=100, epochs=1, batch_size=50,
+    'tiny': dict(width=4, subset=100, epochs=1, batch_size=50, seeds=dict(default=[0]),
                  imagenet=dict(width=4, epochs=1, batch_size=20, image_size=32, classes=10, per_class=4)),
 }
 # quick/tiny-scale changes of a preset's hyperparameters (documented in the table headers)
 SMALL_SCALE_CHANGES = {'adam_latent': dict(lr=0.01)}
+SMALL_SCALES = ('quick', 'tiny')  # scales that may stand in the embedded digits for CIFAR-10
+
+def scale_seeds(scale: str, table: str) -> list:
+    "The seeds a table runs at `scale` when none are given."
+    s = SCALES[scale]['seeds']
+    return list(s.get(table, s['default']))
+
+def scale_epochs(scale: str, table: str) -> Optional[int]:
+    "A table's own epoch count at `scale` (None: each preset's at the scale)."
+    return SCALES[scale].get('table_epochs', {}).get(table)
 
 # each table's own grid (the notebooks' parameter cells hold the same literals)
 DESIGN = {
     'bias_norm': dict(variants=['biased', 'scaled', 'corrected'], norms=['batch', 'layer']),
-    'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0]),
-    'schedulers': dict(variants=['none', 'all', 'threshold']),
+    'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0], variants=['scaled', 'biased']),
+    'schedulers': dict(variants=['none', 'all', 'threshold'], bias_corrections=['scaled', 'biased']),
     'cifar10': dict(presets=['bop_sec52', 'bop2ndorder_cifar', 'bop2ndorder_unbiased_cifar', 'adam_latent']),
     'imagenet': dict(models=['xnornet', 'birealnet'], presets=['bop_imagenet', 'bop2ndorder_imagenet']),
     'pbop': dict(scalers=[1.0, 10.0, 100.0], references=['bop', 'bop2ndorder'], anneal=True),
@@ -81,7 +95,7 @@ def _check_scale(scale):
     return SCALES[scale]
 
 def scaled_config(preset: str, # a name in PRESETS
-                  scale: str = 'quick', # 'paper', 'quick' or 'tiny'
+                  scale: str = 'quick', # see SCALES
                   model: str = 'binarynet', # binarynet (digits / CIFAR-10) or xnornet, birealnet (ImageNet)
                   epochs: Optional[int] = None, # None: the scale's (paper: the preset's)
                   data: Optional[str] = None, # CIFAR-10 folder, or the ImageNet folder for xnornet/birealnet
@@ -98,9 +112,10 @@ def scaled_config(preset: str, # a name in PRESETS
             kw.update(width=i['width'], epochs=i['epochs'], batch_size=i['batch_size'], image_size=i['image_size'],
                       num_workers=0)
     else:
-        kw.update(dataset='cifar10' if data or scale == 'paper' else 'digits', data=data)
-        if scale != 'paper': kw.update(width=s['width'], subset=s['subset'], epochs=s['epochs'], batch_size=s['batch_size'])
-    if scale != 'paper': kw.update(SMALL_SCALE_CHANGES.get(preset, {}))
+        kw.update(dataset='cifar10' if data or scale not in SMALL_SCALES else 'digits', data=data)
+        kw.update({k: s[k] for k in ('width', 'subset', 'epochs', 'batch_size') if s[k] is not None})
+    if s.get('amp'): kw['amp'] = True
+    if scale in SMALL_SCALES: kw.update(SMALL_SCALE_CHANGES.get(preset, {}))
     if epochs: kw['epochs'] = int(epochs)
     full = PRESETS[preset]['epochs'] or IMAGENET_EPOCHS.get((preset, model), 100)
     if PRESETS[preset].get('schedules') and kw.get('epochs', full) != full:
@@ -133,11 +148,12 @@ def make_run(preset: str, # a name in PRESETS
              **settings, # the table's own settings (threshold=..., norm=...)
             ) -> tuple:
     "(run_id, kwargs) of one training run."
-    base = scaled_config(preset, scale, model=model, epochs=epochs, data=data)
-    if fixed_epochs and not epochs: settings['epochs'] = int(fixed_epochs)
+    base = scaled_config(preset, scale, model=model, epochs=epochs or fixed_epochs, data=data)
     ref = config_of(base)
     diff = {k: _sig(v) for k, v in settings.items() if getattr(ref, k) != _sig(v)}
     parts = [preset] + ([model] if model != 'binarynet' else [])
+    if not epochs and fixed_epochs and ref.epochs != config_of(scaled_config(preset, scale, model=model, data=data)).epochs:
+        parts.append(f"ep_{ref.epochs}")
     for k, v in diff.items():
         if isinstance(v, (dict, list)):
             if tag is None: raise ValueError(f"Invalid run: `{k}` is not a scalar; give a `tag` to name the run")
@@ -150,74 +166,83 @@ def make_run(preset: str, # a name in PRESETS
 
 # %% ../nbs/08_reproduce.ipynb #0017
 _VARIANT_PRESET = {'biased': 'bop2ndorder', 'scaled': 'bop2ndorder_unbiased', 'corrected': 'bop2ndorder_corrected'}
+_VARIANT_BC = {'biased': False, 'scaled': 'scaled', 'corrected': True}
 
-def grid_bias_norm(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
+def _check_variants(variants):
+    for v in variants:
+        if v not in _VARIANT_PRESET: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(_VARIANT_PRESET)})")
+
+def grid_bias_norm(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                    variants=DESIGN['bias_norm']['variants'], # 'biased', 'scaled' (released code), 'corrected' (Adam-style)
                    norms=DESIGN['bias_norm']['norms'], # 'batch', 'layer'
                   ) -> list:
     "Thesis 5.1.1: Bop2ndOrder's bias handling x normalization layer."
-    for v in variants:
-        if v not in _VARIANT_PRESET: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(_VARIANT_PRESET)})")
-    return [make_run(_VARIANT_PRESET[v], scale, s, epochs=epochs, data=data, overrides=overrides, norm=n)
-            for v in variants for n in norms for s in seeds]
+    _check_variants(variants)
+    return [make_run(_VARIANT_PRESET[v], scale, s, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs,
+                     norm=n) for v in variants for n in norms for s in seeds]
 
 # %% ../nbs/08_reproduce.ipynb #0018
 _CENTRE = {'bop2ndorder': dict(threshold=1e-6, gamma=1e-7, sigma=1e-3), 'bop': dict(threshold=1e-6, gamma=1e-3)}
 
-def grid_ablation(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
+def grid_ablation(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                   factors=DESIGN['ablation']['factors'], # threshold and gamma: centre x these (a plane per optimizer)
                   sigma_factors=DESIGN['ablation']['sigma_factors'], # Bop2ndOrder's sigma: centre x these (gamma, threshold at the centre)
+                  variants=DESIGN['ablation']['variants'], # Bop2ndOrder's: 'scaled' (what the released code's ablation ran), 'biased'
                  ) -> list:
-    "Thesis 5.1.2-5.1.3: threshold x gamma planes for Bop2ndOrder and Bop, and a sigma line for Bop2ndOrder."
-    fixed = 100 if scale == 'paper' else None  # the ablation set of the released code: 100 epochs
-    kw = dict(scale=scale, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed)
-    out = []
-    for opt in ('bop2ndorder', 'bop'):
-        c = _CENTRE[opt]
-        for ft in factors:
-            for fg in factors:
-                out += [make_run(opt, seed=s, threshold=c['threshold'] * ft, gamma=c['gamma'] * fg, **kw) for s in seeds]
-        if opt == 'bop2ndorder':
-            out += [make_run(opt, seed=s, sigma=c['sigma'] * f, **kw) for f in sigma_factors if f != 1 for s in seeds]
-    return out
+    "Thesis 5.1.2-5.1.3: threshold x gamma planes for each Bop2ndOrder variant and for Bop; a sigma line per variant."
+    _check_variants(variants)
+    kw = dict(scale=scale, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
+    def plane(preset, c):
+        return [make_run(preset, seed=s, threshold=c['threshold'] * ft, gamma=c['gamma'] * fg, **kw)
+                for ft in factors for fg in factors for s in seeds]
+    out, c = [], _CENTRE['bop2ndorder']
+    for v in variants:
+        p = _VARIANT_PRESET[v]
+        out += plane(p, c) + [make_run(p, seed=s, sigma=c['sigma'] * f, **kw) for f in sigma_factors if f != 1 for s in seeds]
+    return out + plane('bop', _CENTRE['bop'])
 
 # %% ../nbs/08_reproduce.ipynb #0019
-def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
+def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                     variants=DESIGN['schedulers']['variants'], # 'none', 'all' (threshold, gamma, sigma, lr), 'threshold'
+                    bias_corrections=DESIGN['schedulers']['bias_corrections'], # 'scaled' (what the released code's 5.1.4 ran), 'biased' (the preset's)
                    ) -> list:
-    "Thesis 5.1.4: bop2ndorder_testexp with all its staircase decays, none, or the threshold's alone."
-    base = scaled_config('bop2ndorder_testexp', scale, epochs=epochs, data=data)
+    "Thesis 5.1.4: bop2ndorder_testexp with all its staircase decays, none, or the threshold's alone; per Bop2ndOrder variant."
+    _check_variants(bias_corrections)
+    base = scaled_config('bop2ndorder_testexp', scale, epochs=epochs or fixed_epochs, data=data)
     full = base.get('schedules', PRESETS['bop2ndorder_testexp']['schedules'])
     spec = {'none': ({}, 'nosched'), 'all': (full, None), 'threshold': ({'threshold': full['threshold']}, 'tsched')}
     out = []
-    for v in variants:
-        if v not in spec: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
-        sched, tag = spec[v]
-        out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides, tag=tag,
-                         schedules=sched) for s in seeds]
+    for b in bias_corrections:
+        for v in variants:
+            if v not in spec: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
+            sched, tag = spec[v]
+            out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides,
+                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=_VARIANT_BC[b])
+                    for s in seeds]
     return out
 
 # %% ../nbs/08_reproduce.ipynb #0020
-def grid_cifar10(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
+def grid_cifar10(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                  presets=DESIGN['cifar10']['presets'], # the paper's CIFAR-10 sets and the latent-weight baseline
                 ) -> list:
     "Thesis 5.2: BinaryNet with each CIFAR-10 preset."
-    return [make_run(p, scale, s, epochs=epochs, data=data, overrides=overrides) for p in presets for s in seeds]
+    return [make_run(p, scale, s, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
+            for p in presets for s in seeds]
 
-def grid_imagenet(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
+def grid_imagenet(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                   models=DESIGN['imagenet']['models'], presets=DESIGN['imagenet']['presets']) -> list:
     "Thesis 5.3: XNOR-Net and Bi-Real Net with Bop and Bop2ndOrder (`data`: the ImageNet folder)."
     if data is None: raise ValueError("ImageNet runs need the ImageNet folder (DIR/train, DIR/val): --imagenet-data DIR")
-    return [make_run(p, scale, s, model=m, epochs=epochs, data=data, overrides=overrides)
+    return [make_run(p, scale, s, model=m, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
             for m in models for p in presets for s in seeds]
 
-def grid_pbop(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
+def grid_pbop(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
               scalers=DESIGN['pbop']['scalers'], # PBop's `scaler` values
               references=DESIGN['pbop']['references'], # deterministic optimizers beside it (presets)
               anneal=DESIGN['pbop']['anneal'], # also PBop with scaler annealed 1 -> 1000 (preset pbop_anneal)
              ) -> list:
     "PBop's scaler sweep (and its annealed schedule) beside Bop and Bop2ndOrder, at PBop's epochs."
-    kw = dict(epochs=epochs, data=data, overrides=overrides, fixed_epochs=PRESETS['pbop']['epochs'] if scale == 'paper' else None)
+    kw = dict(epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
     out = [make_run('pbop', scale, s, scaler=float(c), **kw) for c in scalers for s in seeds]
     if anneal: out += [make_run('pbop_anneal', scale, s, **kw) for s in seeds]
     return out + [make_run(p, scale, s, **kw) for p in references for s in seeds]
@@ -230,7 +255,7 @@ def fake_imagenet_dir(results_dir) -> Path: return Path(results_dir).resolve() /
 
 def grid(table: str, # one of TABLES
          scale: str = 'quick',
-         seeds=(0,), # one run per seed
+         seeds=None, # one run per seed (None: the scale's, `scale_seeds`)
          epochs: Optional[int] = None, # None: the scale's
          data: Optional[str] = None, # CIFAR-10 folder (None: digits below paper scale, torchvision's CIFAR-10 at paper scale)
          imagenet_data: Optional[str] = None, # ImageNet folder (None below paper scale: a generated one)
@@ -243,10 +268,11 @@ def grid(table: str, # one of TABLES
     _check_scale(scale)
     if bad := sorted(set(design) - set(DESIGN[table])):
         raise ValueError(f"Unknown setting(s) for table `{table}`: {', '.join(bad)} (known: {', '.join(DESIGN[table])})")
-    seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
+    seeds = scale_seeds(scale, table) if seeds is None else [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     d = (imagenet_data or (None if scale == 'paper' else fake_imagenet_dir(results_dir))) if table == 'imagenet' else data
     d = str(Path(d).resolve()) if d is not None else None
-    return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides, **design)
+    return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides,
+                        fixed_epochs=scale_epochs(scale, table), **design)
 
 # %% ../nbs/08_reproduce.ipynb #0025
 def _read_json(path: Path) -> dict:
@@ -495,7 +521,7 @@ def ensure_runs(table: str, # one of TABLES
                 results_dir, # runs in results_dir/runs/<run_id>
                 scale: str = 'quick',
                 launch: bool = True, # train what is missing (False: only read)
-                seeds=(0,), epochs=None, data=None, imagenet_data=None, overrides=None, # see `grid`
+                seeds=None, epochs=None, data=None, imagenet_data=None, overrides=None, # see `grid`
                 jobs: int = 1, gpus=None, device=None, threads=1, # see `run_grid`
                 log=print,
                 **design, # the table's own grid (see DESIGN)
@@ -866,16 +892,16 @@ def add_parser(sub):
         "Reproduce a table of the thesis/paper: train its grid of runs (skipping finished ones, resuming interrupted "
         "ones), execute reproduce/<table>.ipynb with papermill, and write DIR/<table>.{ipynb,csv,md,png} and DIR/REPORT.md.")
     p.add_argument('table', choices=[*TABLES, 'all'], help='which table (all: every one)')
-    p.add_argument('--scale', default='quick', choices=list(SCALES), help='quick (default), paper or tiny')
+    p.add_argument('--scale', default='quick', choices=list(SCALES), help='quick (default, minutes, embedded data), cpu (full CIFAR-10, about 2 h on 2 cores), paper or tiny')
     p.add_argument('--out', required=True, metavar='DIR', help='results folder (runs in DIR/runs/<run_id>)')
     p.add_argument('--device', default=None, help='--device of every run (default: auto; cuda with --gpus)')
     p.add_argument('--data', default=None, metavar='PATH', help='CIFAR-10 folder (train/, test/); for the imagenet table alone, the ImageNet folder')
     p.add_argument('--imagenet-data', default=None, metavar='PATH', help='ImageNet folder (train/, val/)')
     p.add_argument('--gpus', default=None, help='comma-separated GPU indices: one run per GPU; paper ImageNet runs use torchrun over all')
-    p.add_argument('--jobs', type=int, default=1, help='parallel CPU runs (default 1; 0: in this process)')
+    p.add_argument('--jobs', type=int, default=None, help="parallel CPU runs (default: the scale's, 1 but 2 at cpu scale; 0: in this process)")
     p.add_argument('--threads', type=int, default=None, help='torch threads per CPU run (default: 1 below paper scale)')
     p.add_argument('--epochs', type=int, default=None, help="epochs of every run (default: the scale's)")
-    p.add_argument('--seeds', default='0', help='comma-separated seeds (default 0)')
+    p.add_argument('--seeds', default=None, help="comma-separated seeds (default: the scale's per table, see SCALES)")
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='a setting added to every run')
     p.add_argument('--label', default=None, help="the data set's name in the tables (default: from the runs)")
     p.add_argument('--runs-only', action='store_true', help='train the runs, execute no notebook')
@@ -891,6 +917,19 @@ def _ints(s: Optional[str], what: str) -> Optional[list]:
 
 def _abs(p): return str(Path(p).resolve()) if p else None
 
+def _missing_data(scale: str, tables: list, data, imagenet_data) -> Optional[str]:
+    "Why `scale` cannot run `tables` with this data (paper and cpu scales never substitute a data set), or None."
+    if not SCALES[scale].get('needs_data'): return None
+    if 'imagenet' in tables and imagenet_data is None:
+        return (f"the {scale}-scale ImageNet table needs the ImageNet folder: add --imagenet-data DIR "
+                "(DIR/train/<class>/*, DIR/val/<class>/*), or name the CIFAR-10 tables one by one")
+    if set(tables) - {'imagenet'} and data is None:
+        from bnn_opt.data import resolve_dataset
+        if resolve_dataset('cifar10', None)[0] != 'cifar10':
+            return (f"{scale} scale trains on CIFAR-10, which is neither downloaded nor downloadable here: add --data DIR "
+                    "(DIR/train/<class>/*, DIR/test/<class>/*), or use --scale quick (embedded data)")
+    return None
+
 # %% ../nbs/08_reproduce.ipynb #0066
 def cmd_reproduce(a) -> int:
     "`bnn-opt reproduce`: grids, runs, notebooks, report; 1 if anything failed."
@@ -899,13 +938,18 @@ def cmd_reproduce(a) -> int:
     except (ValueError, AttributeError): pass  # not the main thread / no SIGTERM
     t0 = time.time()
     tables = list(TABLES) if a.table == 'all' else [a.table]
-    out = Path(a.out).resolve(); out.mkdir(parents=True, exist_ok=True)
-    gpus, seeds = _ints(a.gpus, '--gpus'), _ints(a.seeds, '--seeds') or [0]
+    out = Path(a.out).resolve()
+    gpus, seeds = _ints(a.gpus, '--gpus'), _ints(a.seeds, '--seeds') or None
     data, inet = _abs(a.data), _abs(a.imagenet_data)
     if tables == ['imagenet'] and inet is None: inet, data = data, None
+    if a.table == 'all' and SCALES[a.scale]['imagenet'] is None and inet is None and a.scale != 'paper': tables.remove('imagenet')
+    if why := _missing_data(a.scale, tables, data, inet):
+        print(f"bnn-opt reproduce: {why}", file=sys.stderr); return 2
     overrides = {k: v for k, v in _parse_overrides(a.overrides).items()}
-    threads = a.threads or (1 if a.scale != 'paper' else max(1, (os.cpu_count() or 1) // max(1, a.jobs)))
+    jobs = a.jobs if a.jobs is not None else SCALES[a.scale].get('jobs', 1)
+    threads = a.threads or (1 if a.scale != 'paper' else max(1, (os.cpu_count() or 1) // max(1, jobs)))
     common = dict(scale=a.scale, seeds=seeds, epochs=a.epochs, data=data, imagenet_data=inet, overrides=overrides or None)
+    out.mkdir(parents=True, exist_ok=True)
     plan, errors = {}, {}
     for t in tables:
         try: plan[t] = grid(t, results_dir=out, **common)
@@ -919,7 +963,7 @@ def cmd_reproduce(a) -> int:
     if 'imagenet' in plan and inet is None:
         print("No ImageNet folder given (--imagenet-data DIR): the ImageNet table runs on a small generated image "
               "folder, a pipeline check, not an ImageNet number.")
-    outcomes = run_grid(runs, out, jobs=a.jobs, gpus=gpus, device=a.device, threads=threads)
+    outcomes = run_grid(runs, out, jobs=jobs, gpus=gpus, device=a.device, threads=threads)
     if not a.runs_only:
         for t in plan:
             print(f"notebook {t}: executing reproduce/{t}.ipynb -> {out / (t + '.ipynb')}")
