@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch is pinned for reproducibility; override e.g. TORCH_SPEC="torch torchvision"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test export-check nbtest pytest quick bench clean-results
+.PHONY: install test export-check nbtest pytest quick bench clean-results readme docs
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,12 @@ quick: install
 bench: install
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/train_throughput.py
+
+# README.md is made from nbs/index.ipynb: edit the notebook, then `make readme` (tests/test_docs.py checks they agree)
+readme: install
+	$(PY) tools/build_docs.py readme
+
+# an HTML page per notebook in _docs/, offline and without running them: nbdev_docs when the quarto binary is
+# on PATH, else nbconvert when installed, else tools/build_docs.py's own renderer; it says which it used
+docs: install
+	$(PY) tools/build_docs.py html --out _docs
