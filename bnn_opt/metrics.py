@@ -9,7 +9,8 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
-from .optimizers import BitFlipOptimizer, HybridOptimizer
+from .optimizers import BitFlipOptimizer
+from .hybrid import HybridOptimizer
 
 # %% auto #0
 __all__ = ['FlipRatio', 'accuracy', 'reduce_across_ranks', 'RunningMean']

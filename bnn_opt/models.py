@@ -10,12 +10,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
+from .checks import check_choice
 from .layers import QuantConv2d, QuantLinear, binary_parameters, real_parameters
 
 # %% auto #0
-__all__ = ['MODELS', 'BatchNormNoScale', 'ChannelLayerNorm', 'pad_same', 'Conv2dSame', 'QuantConv2dSame', 'MaxPool2dSame',
-           'binarynet', 'xnornet', 'l2_parameters', 'l2_penalty', 'BiRealBlock', 'birealnet', 'get_model',
-           'model_stats', 'ModelSummary', 'summary']
+__all__ = ['NORMS', 'BASE_WIDTHS', 'TRUNC_NORMAL_STD', 'XNORNET_L2', 'MODELS', 'BatchNormNoScale', 'ChannelLayerNorm', 'pad_same',
+           'Conv2dSame', 'QuantConv2dSame', 'MaxPool2dSame', 'binarynet', 'xnornet', 'l2_parameters', 'l2_penalty',
+           'BiRealBlock', 'birealnet', 'get_model', 'model_stats', 'ModelSummary', 'summary']
 
 # %% ../nbs/05_models.ipynb #0005
 class BatchNormNoScale(nn.modules.batchnorm._BatchNorm):
@@ -46,10 +47,10 @@ class ChannelLayerNorm(nn.LayerNorm):
         return super().forward(x)
 
 # %% ../nbs/05_models.ipynb #0010
-_NORMS = ('batch', 'layer')
+NORMS = ('batch', 'layer')  # the normalization layers every network offers
+BASE_WIDTHS = dict(binarynet=128, xnornet=96, birealnet=64)  # each network's base filter count in the paper
 
-def _check_norm(norm):
-    if norm not in _NORMS: raise ValueError(f"Unknown norm: `{norm}`; use one of {list(_NORMS)}")
+def _check_norm(norm): check_choice('norm', norm, NORMS)
 
 # %% ../nbs/05_models.ipynb #0012
 def _same_pad(n:int, k:int, s:int) -> tuple:
@@ -84,12 +85,14 @@ class MaxPool2dSame(nn.MaxPool2d):
     def forward(self, x): return super().forward(pad_same(x, self.kernel_size, self.stride, -math.inf))
 
 # %% ../nbs/05_models.ipynb #0017
+TRUNC_NORMAL_STD = .87962566103423978  # std of a standard normal truncated to [-2, 2]: Keras' glorot_normal divides by it
+
 def _glorot_(m:nn.Module, normal:bool=False) -> nn.Module:
     "Initialize `m.weight` like Keras' glorot_uniform (or glorot_normal), `m.bias` to 0; returns `m`."
     w = m.weight
     if normal:
         rf = w[0][0].numel() if w.dim() > 2 else 1
-        std = math.sqrt(2 / ((w.shape[0] + w.shape[1]) * rf)) / .87962566103423978
+        std = math.sqrt(2 / ((w.shape[0] + w.shape[1]) * rf)) / TRUNC_NORMAL_STD
         nn.init.trunc_normal_(w, 0., std, -2 * std, 2 * std)
     else: nn.init.xavier_uniform_(w)
     if getattr(m, 'bias', None) is not None: nn.init.zeros_(m.bias)
@@ -99,8 +102,8 @@ def _ch(n:int, width:float) -> int: return max(1, round(n * width))
 
 # %% ../nbs/05_models.ipynb #0020
 def binarynet(norm:str="batch", # "batch" (BatchNorm without scale) or "layer" (LayerNorm over channels)
-              filters:int=128, # f: the convs have f, f, 2f, 2f, 4f, 4f channels
-              dense_units:int=1024, # width of the two hidden dense layers
+              filters:int=BASE_WIDTHS['binarynet'], # f: the convs have f, f, 2f, 2f, 4f, 4f channels
+              dense_units:int|None=None, # width of the two hidden dense layers (None: 8f, the paper's 1024 at f = 128)
               num_classes:int=10,
               latent:bool=False, # True: real latent kernels binarized by ste_sign (the Adam baseline)
               in_channels:int=3,
@@ -112,6 +115,7 @@ def binarynet(norm:str="batch", # "batch" (BatchNorm without scale) or "layer" (
     if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
     kq, nrm = ('ste_sign' if latent else None), (BatchNormNoScale if norm == 'batch' else ChannelLayerNorm)
     f, layers = filters, []
+    dense_units = dense_units or 8 * f
     convs = [(in_channels, f, False), (f, f, True), (f, 2*f, False), (2*f, 2*f, True), (2*f, 4*f, False), (4*f, 4*f, True)]
     for i, (ci, co, pool) in enumerate(convs, 1):
         first = i == 1  # VALID padding and real-valued input
@@ -133,19 +137,21 @@ def _xnor_side(n:int, stem_stride:int) -> int:
     return n
 
 # %% ../nbs/05_models.ipynb #0026
+XNORNET_L2 = 5e-7  # the released code's Keras L2 coefficient on XNOR-Net's real first conv and last dense
+
 def xnornet(num_classes:int=1000,
             width:float=1.0, # scales every layer's channels (e.g. 1/16 for CPU tests)
             latent:bool=False, # True: real latent kernels binarized by ste_sign (the Adam baseline)
             input_size:int=224, # side of the square input: sets the stem stride and the "6x6" kernel
             norm:str="batch", # "batch" (the paper's) or "layer"
-            l2:float=5e-7, # Keras L2 coefficient on the real first conv and last dense
+            l2:float=XNORNET_L2, # Keras L2 coefficient on the real first conv and last dense
            ) -> nn.Sequential:
     "XNOR-Net (AlexNet-like) for ImageNet: real first conv and last dense, 6 binary convs with ste_sign inputs; returns logits."
     _check_norm(norm)
     stride = 4 if _xnor_side(input_size, 4) >= 1 else 1
     side = _xnor_side(input_size, stride)
     if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
-    c = [_ch(n, width) for n in (96, 256, 384, 4096)]
+    c = [_ch(n, width) for n in (BASE_WIDTHS['xnornet'], 256, 384, 4096)]
     bn = lambda ch, eps=1e-4: nn.BatchNorm2d(ch, eps=eps, momentum=0.1) if norm == 'batch' else ChannelLayerNorm(ch)
     bconv = lambda ci, co, k, same=True: QuantConv2d(ci, co, k, padding=k // 2 if same else 0,
                                                      input_quantizer='ste_sign', kernel_quantizer='ste_sign' if latent else None)
@@ -199,7 +205,7 @@ def birealnet(num_classes:int=1000,
              ) -> nn.Sequential:
     "Bi-Real Net 18 for ImageNet: real stem, 16 blocks of one binary 3x3 conv with approx_sign input, real dense; returns logits."
     _check_norm(norm)
-    c0 = _ch(64, width)
+    c0 = _ch(BASE_WIDTHS['birealnet'], width)
     chans = [c0] * 4 + [2 * c0] * 4 + [4 * c0] * 4 + [8 * c0] * 4
     blocks = [BiRealBlock(ci, co, latent, norm) for ci, co in zip([c0] + chans[:-1], chans)]
     return nn.Sequential(OrderedDict([
@@ -213,7 +219,7 @@ MODELS = dict(binarynet=binarynet, xnornet=xnornet, birealnet=birealnet)
 def get_model(name:str, # 'binarynet', 'xnornet' or 'birealnet'
               **kwargs): # passed to the model's function
     "Build the model called `name`, e.g. `get_model('binarynet', norm='layer')`."
-    if name not in MODELS: raise ValueError(f"Unknown model: `{name}`; use one of {sorted(MODELS)}")
+    check_choice('model', name, tuple(MODELS))
     return MODELS[name](**kwargs)
 
 # %% ../nbs/05_models.ipynb #0045
