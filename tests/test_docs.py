@@ -101,3 +101,4 @@ def test_markdown_renderer():
         '<ol>\n<li>a\nmore</li>\n<li>b\n<ul>\n<li>c</li>\n<li>d</li>\n</ul></li>\n</ol>')
     assert md('> q\n\n$$\na<b\n$$') == '<blockquote><p>q</p></blockquote>\n<div class="math">$$\na&lt;b\n$$</div>'
     assert '<pre>' in md('```python\nx = 1\n```') and '&lt;tag&gt;' in md('a <tag>')
+    assert md('**limit $s$.** `*x*`') == '<p><strong>limit <span class="math">$s$</span>.</strong> <code>*x*</code></p>'

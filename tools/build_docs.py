@@ -123,10 +123,10 @@ def _pygments_css() -> str:
 
 
 _INLINE = re.compile(r'(?P<code>(`+)(?P<ctext>.+?)\2)'                     # `code`
-                     r'|(?P<math>\$\$.+?\$\$|\$[^$\s](?:[^$\n]*?[^$\s])?\$)'  # $x$, $$x$$: kept as TeX
+                     r'|(?P<math>\$\$.+?\$\$|\$[^$\s](?:[^$]*?[^$\s])?\$)'    # $x$, $$x$$: kept as TeX
                      r'|(?P<img>!\[(?P<alt>[^\]]*)\]\((?P<isrc>[^)\s]+)\))'
                      r'|(?P<link>\[(?P<ltext>(?:[^\[\]]|\[[^\]]*\])+)\]\((?P<href>[^)\s]+)(?:\s+"[^"]*")?\))'
-                     r'|(?P<auto><(?P<aurl>https?://[^>\s]+)>)')
+                     r'|(?P<auto><(?P<aurl>https?://[^>\s]+)>)', re.S)
 
 
 def _emphasis(text: str) -> str:
@@ -138,16 +138,16 @@ def _emphasis(text: str) -> str:
 
 def inline(text: str, stems: set[str]) -> str:
     "Markdown inline syntax to HTML: code, TeX, images, links, bold and italics; the rest escaped."
-    out, pos = [], 0
-    for m in _INLINE.finditer(text):
-        out.append(_emphasis(text[pos:m.start()])); pos = m.end()
-        if m['code']: out.append(f'<code>{html.escape(m["ctext"].strip())}</code>')
-        elif m['math']: out.append(f'<span class="math">{html.escape(m["math"])}</span>')
-        elif m['img']: out.append(f'<img alt="{html.escape(m["alt"])}" src="{html.escape(m["isrc"])}">')
-        elif m['link']:
-            out.append(f'<a href="{html.escape(fix_href(m["href"], stems))}">{inline(m["ltext"], stems)}</a>')
-        else: out.append(f'<a href="{html.escape(m["aurl"])}">{html.escape(m["aurl"])}</a>')
-    return ''.join(out) + _emphasis(text[pos:])
+    kept = []                                         # code, TeX and links first, so that emphasis may span them
+
+    def keep(m):
+        if m['code']: h = f'<code>{html.escape(m["ctext"].strip())}</code>'
+        elif m['math']: h = f'<span class="math">{html.escape(m["math"])}</span>'
+        elif m['img']: h = f'<img alt="{html.escape(m["alt"])}" src="{html.escape(m["isrc"])}">'
+        elif m['link']: h = f'<a href="{html.escape(fix_href(m["href"], stems))}">{inline(m["ltext"], stems)}</a>'
+        else: h = f'<a href="{html.escape(m["aurl"])}">{html.escape(m["aurl"])}</a>'
+        kept.append(h); return f'\x00{len(kept) - 1}\x00'
+    return re.sub(r'\x00(\d+)\x00', lambda m: kept[int(m[1])], _emphasis(_INLINE.sub(keep, text)))
 
 
 _FENCE = re.compile(r'^ {0,3}(```+|~~~+)\s*([\w+-]*)')
