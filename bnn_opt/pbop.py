@@ -8,7 +8,8 @@ import math
 import warnings
 from typing import Optional
 import torch
-from .optimizers import Bop2ndOrder, _bias_factors, _check_range, _use_path, _wr_single, _wr_foreach
+from .checks import check_range
+from .optimizers import Bop2ndOrder, _bias_factors, _use_path, _wr_single, _wr_foreach
 
 # %% auto #0
 __all__ = ['flip_probability', 'PBop']
@@ -68,7 +69,7 @@ class PBop(Bop2ndOrder):
                  fused: Optional[bool] = None, # not available: raises NotImplementedError if True
                 ):
         if fused: raise NotImplementedError("PBop has no fused kernel: leave `fused` unset (use foreach=True for the multi-tensor path)")
-        _check_range('scaler', scaler, 0., lo_open=True)
+        check_range('scaler', scaler, 0., lo_open=True)
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
             raise ValueError(f"Invalid seed value: `{seed!r}` (must be an int in [0, 2**64))")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -86,10 +87,7 @@ class PBop(Bop2ndOrder):
 
     def _validate_group(self, group):
         super()._validate_group(group)
-        _check_range('scaler', group['scaler'], 0., lo_open=True)
-        bc = group['bias_correction']
-        if not (bc is False or bc is True or bc == 'scaled'):
-            raise ValueError(f"Invalid bias_correction value: `{bc!r}` (use False, True or 'scaled')")
+        check_range('scaler', group['scaler'], 0., lo_open=True)
         if group['fused']: raise NotImplementedError("PBop has no fused kernel: set the group's `fused` to None")
 
 # %% ../nbs/02a_pbop.ipynb #0014

@@ -23,17 +23,16 @@ SEED_PER_RANK = 'PBop/ddp-seed+rank'  # the mistake to avoid: a different seed o
 
 
 def _net():
-    from bnn_opt.layers import QuantLinear
-    torch.manual_seed(0)  # the same initial network on every rank (DDP also broadcasts rank 0's)
-    return torch.nn.Sequential(QuantLinear(16, 32), torch.nn.BatchNorm1d(32),
-                               QuantLinear(32, 4, input_quantizer='ste_sign'), torch.nn.BatchNorm1d(4))
+    from bnn_opt.testing import tiny_net
+    return tiny_net(seed=0, n_in=16)  # the same initial network on every rank (DDP also broadcasts rank 0's)
 
 
 def _train(rank: int, case: str, use_ddp: bool, seed_offset: int = 0) -> dict:
     "Train on this rank's own shard; return the binary weights and the flip counts."
     from torch.nn.parallel import DistributedDataParallel as DDP
     from bnn_opt.layers import binary_parameters
-    from bnn_opt.optimizers import HybridOptimizer, Bop2ndOrder
+    from bnn_opt.hybrid import HybridOptimizer
+    from bnn_opt.optimizers import Bop2ndOrder
     from bnn_opt.pbop import PBop
     cls, kw = CASES[case]
     if seed_offset: kw = dict(kw, seed=kw['seed'] + seed_offset)
