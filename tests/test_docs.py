@@ -84,6 +84,22 @@ def test_links_between_notebooks_become_links_between_pages(builder, tiny_nbs, t
     assert '<table' in index and '<li>' in index
 
 
+def test_quarto_builder_housekeeping(tiny_nbs, tmp_path, monkeypatch):
+    "With Quarto, nbdev_docs builds the site; its README, _quarto.yml and sidebar.yml do not stay behind."
+    (tmp_path / 'README.md').write_text('ours\n')
+    def fake_nbdev_docs(cmd, cwd, check):
+        assert Path(cmd[0]).name == 'nbdev_docs' and Path(cwd) == tmp_path
+        (tmp_path / 'README.md').write_text('quarto gfm\n')
+        for f in ('_quarto.yml', 'sidebar.yml'): (tiny_nbs / f).write_text('')
+        (tmp_path / '_docs').mkdir()
+        for p in bd.notebooks(tiny_nbs): (tmp_path / '_docs' / f'{p.stem}.html').write_text('<html></html>')
+    monkeypatch.setattr(bd.subprocess, 'run', fake_nbdev_docs)
+    bd.build_html(tmp_path / 'site', 'quarto', nbs=tiny_nbs)
+    assert sorted(p.name for p in (tmp_path / 'site').glob('*.html')) == ['01_a.html', 'index.html']
+    assert (tmp_path / 'README.md').read_text() == 'ours\n' and not (tmp_path / '_docs').exists()
+    assert not (tiny_nbs / '_quarto.yml').exists() and not (tiny_nbs / 'sidebar.yml').exists()
+
+
 def test_builder_choice(monkeypatch):
     monkeypatch.setattr(bd.shutil, 'which', lambda name: '/usr/local/bin/quarto' if name == 'quarto' else None)
     assert bd.choose_builder() == 'quarto'

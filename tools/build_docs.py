@@ -360,15 +360,16 @@ def build_quarto(out: Path, nbs: Path = NBS) -> list[Path]:
     """Build nbdev's own site with `nbdev_docs` (needs the Quarto binary), then move `_docs/` to `out`.
     README.md is made by `readme` from index.ipynb: the README that nbdev_docs renders on the way is put back, and
     the `_quarto.yml`/`sidebar.yml` it writes into nbs/ are removed when they were not there before."""
-    readme = ROOT / 'README.md'
+    root = Path(nbs).resolve().parent                # the project folder: settings.ini, README.md, _docs/
+    readme = root / 'README.md'
     before = readme.read_bytes() if readme.exists() else None
     created = [p for p in (Path(nbs) / '_quarto.yml', Path(nbs) / 'sidebar.yml') if not p.exists()]
     exe = Path(sys.executable).with_name('nbdev_docs')
-    try: subprocess.run([str(exe) if exe.exists() else 'nbdev_docs', '--path', str(nbs)], cwd=ROOT, check=True)
+    try: subprocess.run([str(exe) if exe.exists() else 'nbdev_docs', '--path', str(nbs)], cwd=root, check=True)
     finally:
         if before is not None and readme.read_bytes() != before: readme.write_bytes(before)
         for p in created: p.unlink(missing_ok=True)
-    doc = ROOT / '_docs'
+    doc = root / '_docs'
     if doc.resolve() != Path(out).resolve():
         if Path(out).exists(): shutil.rmtree(out)
         shutil.move(str(doc), str(out))
