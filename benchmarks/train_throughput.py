@@ -13,10 +13,9 @@ import argparse, json, platform, statistics, sys, time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bnn_opt.train import resolve_config, build_model, build_optimizer  # noqa: E402
+from bnn_opt.train import resolve_config, build_model, build_optimizer, step_recipe, train_step  # noqa: E402
 
 LARQ = {16: 2040, 128: 87.5}  # images/s, Larq 0.14 + TensorFlow on the 2-core development CPU
 
@@ -30,17 +29,10 @@ def make(kind, width, device, channels_last, fused):
     return c, m, build_optimizer(c, m)
 
 
-def step_fn(c, m, opt, amp, device):
-    def step(x, y):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = m(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        if c.optimizer == 'adam':
-            with torch.no_grad():
-                for mod in m.modules():
-                    if getattr(mod, 'kernel_quantizer', None) is not None: mod.weight.clamp_(-1, 1)
-    return step
+def step_fn(m, opt, amp):
+    "One training step of the library's own loop (`bnn_opt.train.train_step`) on a fixed batch."
+    recipe = step_recipe(m, amp)
+    return lambda x, y: train_step(m, opt, x, y, recipe)
 
 
 def main():
@@ -51,13 +43,13 @@ def main():
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--channels-last', choices=['on', 'off', 'both'], default='both')
-    ap.add_argument('--amp', action='store_true', help='bf16 autocast (default on CUDA)')
+    ap.add_argument('--amp', action='store_true', help='bf16 autocast (default: fp32, as training)')
     ap.add_argument('--fused', action='store_true', help="Bop2ndOrder's fused (torch.compile) step")
     ap.add_argument('--epoch', action='store_true', help='also time one full 50,000-image epoch with the device loader')
     ap.add_argument('--out', default=None)
     a = ap.parse_args()
     dev = torch.device(a.device)
-    amp = a.amp or dev.type == 'cuda'
+    amp = a.amp
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
     dname = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"device: {dname}; torch {torch.__version__}; batch {a.batch_size}; amp {amp}", flush=True)
@@ -69,7 +61,7 @@ def main():
     for width in a.widths:
         for cl in cls:
             xs = x.contiguous(memory_format=torch.channels_last) if cl else x
-            runs = {k: step_fn(*make(k, width, dev, cl, a.fused), amp, dev) for k in ('binary', 'twin')}
+            runs = {k: step_fn(*make(k, width, dev, cl, a.fused)[1:], amp) for k in ('binary', 'twin')}
             for f in runs.values():
                 for _ in range(a.warmup): f(xs, y)
             times = {k: [] for k in runs}
@@ -87,8 +79,8 @@ def main():
     if a.epoch:
         from bnn_opt.data import DeviceLoader
         width = max(a.widths)
-        c, m, opt = make('binary', width, dev, dev.type == 'cuda', a.fused)
-        step = step_fn(c, m, opt, amp, dev)
+        _, m, opt = make('binary', width, dev, dev.type == 'cuda', a.fused)
+        step = step_fn(m, opt, amp)
         X = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8, generator=g)
         Y = torch.randint(0, 10, (50000,), generator=g)
         loader = DeviceLoader(X, Y, batch_size=a.batch_size, device=dev, pad=4, flip=True, drop_last=True)
