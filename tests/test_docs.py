@@ -8,12 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location('build_docs', ROOT / 'tools' / 'build_docs.py')
 bd = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(bd)
 
-try:
-    import nbconvert  # noqa: F401
-    HAVE_NBCONVERT = True
-except ImportError: HAVE_NBCONVERT = False
-# the builders that run offline; nbdev_docs needs the Quarto binary, which is not installed here
-OFFLINE = ['plain', pytest.param('nbconvert', marks=pytest.mark.skipif(not HAVE_NBCONVERT, reason='nbconvert not installed'))]
+# the site is built with nbconvert (a dev requirement); nbdev_docs needs the Quarto binary, stubbed below
 
 
 def test_readme_is_made_from_index_notebook():
@@ -25,9 +20,8 @@ def test_readme_is_made_from_index_notebook():
 def _hrefs(page): return set(re.findall(r'href="([^"]*)"', page))
 
 
-@pytest.mark.parametrize('builder', OFFLINE)
-def test_site_has_a_page_per_notebook(builder, tmp_path):
-    assert bd.build_html(tmp_path, builder) == builder
+def test_site_has_a_page_per_notebook(tmp_path):
+    assert bd.build_html(tmp_path, 'nbconvert') == 'nbconvert'
     nbs = bd.notebooks(ROOT / 'nbs')
     assert {p.stem for p in nbs} >= {'index'} and len(nbs) > 5
     assert sorted(p.name for p in tmp_path.glob('*.html')) == sorted(f'{p.stem}.html' for p in nbs)
@@ -72,10 +66,9 @@ def test_readme_text_skips_hidden_cells(tiny_nbs):
         '## Use\n\n- one\n- two\n\n| a | b |\n|---|---|\n| `x` | $y_1$ |\n\n```python\nprint(1)\n```\n')
 
 
-@pytest.mark.parametrize('builder', OFFLINE)
-def test_links_between_notebooks_become_links_between_pages(builder, tiny_nbs, tmp_path):
+def test_links_between_notebooks_become_links_between_pages(tiny_nbs, tmp_path):
     out = tmp_path / 'site'
-    bd.build_html(out, builder, nbs=tiny_nbs)
+    bd.build_html(out, 'nbconvert', nbs=tiny_nbs)
     assert sorted(p.name for p in out.glob('*.html')) == ['01_a.html', 'index.html']
     index, a = [(out / f).read_text(encoding='utf-8') for f in ('index.html', '01_a.html')]
     assert {'01_a.html#usage', '01_a.html'} <= _hrefs(index) and 'index.html' in _hrefs(a)
@@ -85,36 +78,25 @@ def test_links_between_notebooks_become_links_between_pages(builder, tiny_nbs, t
 
 
 def test_quarto_builder_housekeeping(tiny_nbs, tmp_path, monkeypatch):
-    "With Quarto, nbdev_docs builds the site; its README, _quarto.yml and sidebar.yml do not stay behind."
+    "With Quarto, nbdev_docs builds the site; its README, _quarto.yml, sidebar.yml and nbdev.yml do not stay behind."
     (tmp_path / 'README.md').write_text('ours\n')
     def fake_nbdev_docs(cmd, cwd, check):
         assert Path(cmd[0]).name == 'nbdev_docs' and Path(cwd) == tmp_path
         (tmp_path / 'README.md').write_text('quarto gfm\n')
-        for f in ('_quarto.yml', 'sidebar.yml'): (tiny_nbs / f).write_text('')
+        for f in ('_quarto.yml', 'sidebar.yml', 'nbdev.yml'): (tiny_nbs / f).write_text('')
         (tmp_path / '_docs').mkdir()
         for p in bd.notebooks(tiny_nbs): (tmp_path / '_docs' / f'{p.stem}.html').write_text('<html></html>')
     monkeypatch.setattr(bd.subprocess, 'run', fake_nbdev_docs)
     bd.build_html(tmp_path / 'site', 'quarto', nbs=tiny_nbs)
     assert sorted(p.name for p in (tmp_path / 'site').glob('*.html')) == ['01_a.html', 'index.html']
     assert (tmp_path / 'README.md').read_text() == 'ours\n' and not (tmp_path / '_docs').exists()
-    assert not (tiny_nbs / '_quarto.yml').exists() and not (tiny_nbs / 'sidebar.yml').exists()
+    assert not any((tiny_nbs / f).exists() for f in ('_quarto.yml', 'sidebar.yml', 'nbdev.yml'))
 
 
 def test_builder_choice(monkeypatch):
     monkeypatch.setattr(bd.shutil, 'which', lambda name: '/usr/local/bin/quarto' if name == 'quarto' else None)
     assert bd.choose_builder() == 'quarto'
     monkeypatch.setattr(bd.shutil, 'which', lambda name: None)
-    assert bd.choose_builder() == ('nbconvert' if HAVE_NBCONVERT else 'plain')
-    with pytest.raises(ValueError, match='Invalid builder: `pdf`'): bd.build_html(Path('unused'), 'pdf')
-
-
-def test_markdown_renderer():
-    md = bd.markdown
-    assert md('# T\n\nA *b* **c** `d_e` [f](g.ipynb) $x_1$ x_y', {'g'}) == (
-        '<h1 id="t">T</h1>\n<p>A <em>b</em> <strong>c</strong> <code>d_e</code> <a href="g.html">f</a> '
-        '<span class="math">$x_1$</span> x_y</p>')
-    assert md('1. a\n   more\n2. b\n   - c\n   - d') == (
-        '<ol>\n<li>a\nmore</li>\n<li>b\n<ul>\n<li>c</li>\n<li>d</li>\n</ul></li>\n</ol>')
-    assert md('> q\n\n$$\na<b\n$$') == '<blockquote><p>q</p></blockquote>\n<div class="math">$$\na&lt;b\n$$</div>'
-    assert '<pre>' in md('```python\nx = 1\n```') and '&lt;tag&gt;' in md('a <tag>')
-    assert md('**limit $s$.** `*x*`') == '<p><strong>limit <span class="math">$s$</span>.</strong> <code>*x*</code></p>'
+    assert bd.choose_builder() == 'nbconvert'
+    for gone in ('pdf', 'plain'):
+        with pytest.raises(ValueError, match=f'Invalid builder: `{gone}`'): bd.build_html(Path('unused'), gone)
