@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 import papermill as pm  # a requirement of the package: no skip
-from bnn_opt.reproduce import DESIGN, TABLES, execute_table, make_run, notebook_parameters, run_grid
+from bnn_opt.design import DESIGN, TABLES, make_run
+from bnn_opt.runner import run_grid
+from bnn_opt.report import execute_table, notebook_parameters
 
 NB = Path(__file__).resolve().parents[1] / 'reproduce'
 
 # the smallest grids that still hold every kind of row of each table
 TINY = dict(bias_norm=dict(variants=['biased', 'scaled'], norms=['batch', 'layer']),
-            ablation=dict(factors=[1.0, 10.0], sigma_factors=[10.0]),
-            schedulers=dict(variants=['none', 'threshold']),
+            ablation=dict(factors=[1.0, 10.0], sigma_factors=[10.0], variants=['scaled']),
+            schedulers=dict(variants=['none', 'threshold'], bias_corrections=['scaled']),
             cifar10=dict(presets=['bop_sec52', 'bop2ndorder_cifar']),
             imagenet=dict(models=['xnornet', 'birealnet'], presets=['bop2ndorder_imagenet']),
             pbop=dict(scalers=[10.0], references=['bop'], anneal=True))
@@ -73,7 +75,11 @@ def test_notebook_smoke(table, shared):
         assert 'not ImageNet' in md and all(_numeric(r['final_test_top5']) for r in rows)
     if table == 'ablation':
         rob = _rows(shared / 'ablation_robustness.csv')
-        assert [r['optimizer'] for r in rob] == ['bop2ndorder', 'bop'] and all(_numeric(r['spread']) for r in rob)
+        assert [r['optimizer'] for r in rob] == ['Bop2ndOrder, scaled', 'Bop'] and all(_numeric(r['spread']) for r in rob)
+    verdicts = shared / f'{table}_verdicts.csv'
+    if verdicts.exists():  # one seed on a tiny test set: the rule draws no verdict
+        assert {r['verdict'] for r in _rows(verdicts)} <= {'not resolved at this scale', 'no claim'}, _rows(verdicts)
+        assert 'reproduced**' not in md
 
 
 def _runner(out, *extra):
@@ -104,7 +110,7 @@ def test_resume_after_kill(tmp_path):
     assert 'already complete' in (first / 'log.txt').read_text()
     assert f"{len(done)} already complete" in r.stdout
     rows = _rows(out / 'schedulers.csv')
-    assert len(rows) == 3 and all(x['status'] == 'complete' and _numeric(x[ACC]) for x in rows), rows
+    assert len(rows) == 6 and all(x['status'] == 'complete' and _numeric(x[ACC]) for x in rows), rows
     assert 'Report:' in r.stdout and (out / 'REPORT.md').exists()
 
 
@@ -118,10 +124,10 @@ def test_failed_run_is_isolated(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert 'Failures:' in r.stdout and 'run bop2ndorder_testexp-nosched-s0' in r.stdout
     assert str(broken / 'log.txt') in r.stdout and 'is corrupt or unreadable' in (broken / 'log.txt').read_text()
-    rows = {x['schedule']: x for x in _rows(out / 'schedulers.csv')}
-    assert rows['no schedule']['status'] == 'failed'
-    for k in ('threshold, gamma, sigma, lr decay', 'threshold decay only'):
-        assert rows[k]['status'] == 'complete' and _numeric(rows[k][ACC])
+    rows = {(x['variant'], x['schedule']): x for x in _rows(out / 'schedulers.csv')}
+    assert rows['biased', 'no schedule']['status'] == 'failed'
+    for k in rows.keys() - {('biased', 'no schedule')}:
+        assert rows[k]['status'] == 'complete' and _numeric(rows[k][ACC]), k
     report = (out / 'REPORT.md').read_text()
     assert '## Failures' in report and 'bop2ndorder_testexp-nosched-s0' in report
 
@@ -138,8 +144,8 @@ def test_invalid_setting_fails_before_launch(tmp_path):
 
 def test_gpu_slots_and_torchrun(tmp_path, monkeypatch):
     "With --gpus, one run per GPU slot; runs that want every GPU go through torchrun once the others are done (CPU stand-in)."
-    import bnn_opt.reproduce as rp
-    from bnn_opt.reproduce import fake_imagenet
+    import bnn_opt.runner as rp
+    from bnn_opt.results import fake_imagenet
     monkeypatch.setattr(rp, '_wants_torchrun', lambda kw: kw.get('dataset') == 'imagenet')
     inet = make_run('bop_imagenet', 'tiny', model='birealnet', data=str(fake_imagenet(tmp_path, 'tiny')))
     runs = [inet, make_run('bop', 'tiny'), make_run('bop2ndorder', 'tiny')]
@@ -152,3 +158,15 @@ def test_gpu_slots_and_torchrun(tmp_path, monkeypatch):
     started = [l for l in lines if l.startswith('[')]
     assert started[-1].startswith(f'[3/3] {inet[0]}') and 'GPU 0,1' in started[-1]  # after the single-GPU runs
     assert {'GPU 0)' in ' '.join(started[:2]), 'GPU 1)' in ' '.join(started[:2])} == {True}
+
+
+def test_paper_and_cpu_scales_never_substitute_data(tmp_path, monkeypatch, capsys):
+    "Without CIFAR-10 (or ImageNet), paper and cpu scales stop before training: exit 2, one line saying how to supply it."
+    import bnn_opt.data
+    from bnn_opt.reproduce import reproduce
+    monkeypatch.setattr(bnn_opt.data, 'cifar10_available', lambda: False)
+    for table, scale in (('cifar10', 'paper'), ('ablation', 'cpu'), ('all', 'cpu'), ('imagenet', 'paper')):
+        assert reproduce(table, tmp_path / scale, scale) == 2, (table, scale)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ('--data DIR' in err[0] or '--imagenet-data DIR' in err[0]), err
+        assert not (tmp_path / scale / 'runs').exists()
