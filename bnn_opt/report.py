@@ -33,7 +33,8 @@ def _cell(k, v) -> str:
 _HEAD = dict(final_test_acc='final test acc (%)', best_test_acc='best test acc (%)', final_train_acc='final train acc (%)',
              gap='train-test gap (pp)', final_test_top5='final top-5 (%)', published='published (%)',
              epochs_to_target='epochs to target', final_flip_ratio='flip ratio (last epoch)',
-             mean_flip_ratio='flip ratio (mean)', final_test_loss='final test loss', spread='max-min')
+             mean_flip_ratio='flip ratio (mean)', final_test_loss='final test loss', spread='max-min',
+             early_test_acc='mean test acc, first half (%)')
 
 def markdown_table(rows: list, columns: Optional[list] = None) -> str:
     "A GitHub-markdown table of `rows` (dicts); headers in words."
@@ -108,7 +109,7 @@ def table_header(table: str, scale: str, label: str, runs: Optional[dict] = None
 def verdicts_markdown(claims: list) -> str:
     "The claims and their verdicts as a markdown table, with the rule in one line."
     if not claims: return ''
-    rows = [dict(claim=c['claim'], ours=f"{c['mean_a']:.2f} vs {c['mean_b']:.2f}" if c['mean_b'] is not None and c['mean_a'] is not None else '—',
+    rows = [dict(claim=c['claim'], ours=f"{c['statistic']} {c['value_a']:.2f} vs {c['value_b']:.2f}" if None not in (c['value_a'], c['value_b']) else '—',
                  seeds=f"{c['n_a']} vs {c['n_b']}", verdict=f"**{c['verdict']}**", why=c['why']) for c in claims]
     return ('### Verdicts\n\nRule (`bnn_opt.verdicts`): 95% confidence interval of the difference in the claimed '
             'direction (Welch over seeds; bootstrap over grid points for spreads); reproduced if it excludes 0 on the '

@@ -52,10 +52,11 @@ def verdict(claim: str, # the claim in words, e.g. "Bop2ndOrder (biased) > Bop, 
             kind: str = 'mean', # 'mean': Welch over seeds; 'spread': bootstrap of grid spreads (a claimed smaller)
             direction: bool = True, # False: no direction is claimed; report the interval, give no verdict
            ) -> dict:
-    "A row: claim, n_a, n_b, mean_a, mean_b, diff, ci_low, ci_high, verdict, why."
+    "A row: claim, statistic, n_a, n_b, value_a, value_b (the statistic of each side), diff, ci_low, ci_high, verdict, why."
     a, b = [float(x) for x in a if x is not None], [float(x) for x in b if x is not None]
-    row = dict(claim=claim, n_a=len(a), n_b=len(b), mean_a=statistics.fmean(a) if a else None,
-               mean_b=statistics.fmean(b) if b else None, diff=None, ci_low=None, ci_high=None)
+    stat = statistics.fmean if kind == 'mean' else (lambda v: statistics.stdev(v) if len(v) > 1 else None)
+    row = dict(claim=claim, statistic='mean' if kind == 'mean' else 'sd', n_a=len(a), n_b=len(b),
+               value_a=stat(a) if a else None, value_b=stat(b) if b else None, diff=None, ci_low=None, ci_high=None)
     if len(a) < 2 or len(b) < 2:
         return dict(row, verdict=NOT_RESOLVED, why=f"{min(len(a), len(b))} value(s) on one side: no spread to judge by")
     fn = welch_interval if kind == 'mean' else bootstrap_spread_interval
