@@ -11,9 +11,9 @@ from .config import PRESETS, IMAGENET_EPOCHS, resolve_config
 
 # %% auto #0
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'GRIDS', 'FAKE_IMAGENET',
-           'scale_seeds', 'scale_epochs', 'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run',
-           'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_imagenet', 'grid_pbop',
-           'fake_imagenet_dir', 'grid']
+           'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs', 'compress_schedules', 'check_scale', 'scaled_config',
+           'config_of', 'make_run', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10',
+           'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
 
 # %% ../nbs/08a_design.ipynb #0005
 TABLES = ('bias_norm', 'ablation', 'schedulers', 'cifar10', 'imagenet', 'pbop')
@@ -270,3 +270,17 @@ def grid(table: str, # one of TABLES
     d = str(Path(d).resolve()) if d is not None else None
     return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides,
                         fixed_epochs=scale_epochs(scale, table), **design)
+
+# %% ../nbs/08a_design.ipynb #0025
+TRAIN_IMAGES = dict(cifar10=50_000, imagenet=1_281_167, digits=1_437)  # full training sets (digits: after its test split)
+
+def budget(scale: str, tables=TABLES, data='DATA', imagenet_data='IMAGENET') -> list:
+    "Per table: distinct runs (not counted before), their epochs and training images at `scale`."
+    seen, out = set(), []
+    for t in tables:
+        runs = [(r, config_of(k)) for r, k in grid(t, scale, data=data, imagenet_data=imagenet_data) if r not in seen]
+        seen.update(r for r, _ in runs)
+        n = lambda c: c.subset or TRAIN_IMAGES[c.dataset]
+        out.append(dict(table=t, runs=len(runs), epochs=sum(c.epochs for _, c in runs),
+                        images=sum(c.epochs * n(c) for _, c in runs)))
+    return out
