@@ -9,10 +9,10 @@ import warnings
 from typing import Optional
 import torch
 from .checks import check_range
-from .optimizers import Bop2ndOrder, _bias_factors, _use_path, _wr_single, _wr_foreach
+from .optimizers import Bop2ndOrder
 
 # %% auto #0
-__all__ = ['flip_probability', 'PBop']
+__all__ = ['flip_probability', 'CoinFlip', 'PBop']
 
 # %% ../nbs/02a_pbop.ipynb #0005
 def _flip_prob_(wr: torch.Tensor, threshold, scaler) -> torch.Tensor:
@@ -28,32 +28,46 @@ def flip_probability(w: torch.Tensor, # the binary weights (±1)
     return _flip_prob_(w * r, threshold, scaler)
 
 # %% ../nbs/02a_pbop.ipynb #0009
-def _pbop_single(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, threshold, gamma, sigma, eps, scaler):
-    "Reference update, one tensor at a time; non-finite gradient elements leave m, v, w untouched."
-    flips, bad, expected = [], [], []
-    for i, (w, g) in enumerate(zip(params, grads)):
-        wr, ok, clean = _wr_single(w, g, exp_avgs[i], exp_avg_sqs[i], *factors[i], gamma=gamma, sigma=sigma, eps=eps)
-        p = _flip_prob_(wr, threshold, scaler).mul_(ok)   # p = 0 where g is not finite
-        flip = coins[i].lt(p)
-        w.addcmul_(w, flip.to(w.dtype), value=-2.0)       # w <- w(1 - 2 flip): exactly -w or w
-        flips.append(torch.count_nonzero(flip)); bad.append(torch.count_nonzero(~ok)); expected.append(p.sum())
-    return flips, bad, expected
-
-# %% ../nbs/02a_pbop.ipynb #0010
-def _pbop_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, coins, *, threshold, gamma, sigma, eps, scaler):
-    "The same update on lists of tensors with torch._foreach ops."
-    p, oks = _wr_foreach(params, grads, exp_avgs, exp_avg_sqs, factors, gamma=gamma, sigma=sigma, eps=eps)
-    torch._foreach_sub_(p, threshold)
-    torch._foreach_mul_(p, scaler)
-    torch._foreach_clamp_min_(p, 0.); torch._foreach_clamp_max_(p, 1.)
-    torch._foreach_mul_(p, oks)                  # p = 0 where g is not finite
-    flip = [u.lt(q) for u, q in zip(coins, p)]
-    torch._foreach_addcmul_(params, params, [f.to(w.dtype) for f, w in zip(flip, params)], value=-2.0)
-    return [torch.count_nonzero(f) for f in flip], [torch.count_nonzero(~ok) for ok in oks], [q.sum() for q in p]
+class CoinFlip:
+    "PBop's flip rule for `bop`: flip where the coin u < p = clip(scaler * (w*r - threshold), 0, 1); keeps sum(p) per tensor."
+    fusable = False   # no fused kernel draws coins
+    def __init__(self, scaler: float, # s: p reaches 1 at w*r = threshold + 1/scaler
+                 coins: list, # one tensor of uniforms in [0, 1) per parameter, shaped like it
+                ):
+        self.scaler, self.coins, self.expected = scaler, coins, []
+    def single(self, i, wr, ok, threshold):
+        "Tensor `i`: the flip mask (1.0/0.0); `ok` is its gradient's finite mask, or None when all finite."
+        p = _flip_prob_(wr, threshold, self.scaler)
+        if ok is not None: p.mul_(ok)                    # p = 0 where g is not finite
+        self.expected.append(p.sum())
+        return self.coins[i].lt(p).to(wr.dtype)
+    def foreach(self, wrs, oks, threshold):
+        "Lists: the flip masks, with no device synchronisation."
+        torch._foreach_sub_(wrs, threshold); torch._foreach_mul_(wrs, self.scaler)
+        torch._foreach_clamp_min_(wrs, 0.); torch._foreach_clamp_max_(wrs, 1.)
+        torch._foreach_mul_(wrs, oks)                    # p = 0 where g is not finite
+        self.expected = [q.sum() for q in wrs]
+        return [u.lt(q).to(q.dtype) for u, q in zip(self.coins, wrs)]
 
 # %% ../nbs/02a_pbop.ipynb #0012
 class PBop(Bop2ndOrder):
-    "PBop: Bop2ndOrder's statistics, but w flips at random with probability clip(scaler * (w*r - threshold), 0, 1)."
+    """PBop: Bop2ndOrder's statistics with a random flip; each binary weight is a loaded coin (our rule: the thesis
+    published none).
+
+    Rule, per weight w: m, v and r = (m / c1) / (sqrt(v / c2) + eps) exactly as in `Bop2ndOrder`; then
+        p = clip(scaler * (w*r - threshold), 0, 1);  flip w (w <- -w) where u < p, u ~ U[0, 1) per weight and step.
+    p = 0 wherever Bop2ndOrder would not flip, and scaler -> infinity gives Bop2ndOrder's flips exactly.
+
+    threshold, gamma, sigma, bias_correction, eps: as in `Bop2ndOrder` (help(Bop2ndOrder)).
+    scaler (s > 0, in units of 1/r): the ramp from p = 0 at w*r = threshold to p = 1 at w*r = threshold + 1/scaler.
+        Too high: Bop2ndOrder (no randomness left); too low: p stays tiny and weights flip rarely and late.
+        The default 1e6 = 1/threshold makes the ramp as wide as the threshold. An increasing schedule anneals
+        from random toward deterministic flips. Rescale threshold and scaler together when r changes scale.
+    seed / generator: the coins come from the optimizer's own generator (one per device), so runs are
+        reproducible and, with the same seed on every DDP rank, identical across ranks (never seed + rank).
+    nonfinite, foreach: as in `Bop`; there is no fused kernel. State: Bop2ndOrder's plus expected_flips
+        (sum of p at the last step); state_dict() also carries `seed` and the generators' states.
+    """
     def __init__(self, params,
                  threshold: float = 1e-6, # tau: no flip unless w * r > threshold
                  gamma: float = 1e-7, # rate of the gradient's moving average m (first moment)
@@ -111,17 +125,12 @@ def _coins(self: PBop, params) -> list:
 PBop._coins = _coins
 
 # %% ../nbs/02a_pbop.ipynb #0015
-def _pbop_update(self: PBop, group, params, grads):
-    "Draw the coins, then update one group on the chosen path; returns (flips, nonfinite) per parameter."
-    path = _use_path(group, params)   # 'fused' was refused by `_validate_group`
-    coins = self._coins(params)
-    st = [self.state[p] for p in params]
-    factors = [_bias_factors(group['bias_correction'], int(s['step']), group['gamma'], group['sigma']) for s in st]
-    kw = dict(threshold=group['threshold'], gamma=group['gamma'], sigma=group['sigma'], eps=group['eps'], scaler=group['scaler'])
-    fn = _pbop_foreach if path == 'foreach' else _pbop_single
-    flips, bad, expected = fn(params, grads, [s['exp_avg'] for s in st], [s['exp_avg_sq'] for s in st], factors, coins, **kw)
-    for s, e in zip(st, expected): s['expected_flips'] = e
-    return flips, bad
+def _pbop_update(self: PBop, group, params, grads, flip_rule=None):
+    "Draw the coins, then update one group through `bop` with PBop's rule; returns (flips, nonfinite) per parameter."
+    rule = CoinFlip(group['scaler'], self._coins(params))
+    flips, nonfinite = Bop2ndOrder._update(self, group, params, grads, flip_rule=rule)
+    for p, e in zip(params, rule.expected): self.state[p]['expected_flips'] = e
+    return flips, nonfinite
 PBop._update = _pbop_update
 
 # %% ../nbs/02a_pbop.ipynb #0025

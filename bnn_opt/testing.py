@@ -58,15 +58,15 @@ def run_steps(params, # the parameters
 def trajectory(make_opt, # builds the optimizer: make_opt(params, **kw)
                shapes, # the parameters' shapes
                steps: int = 6, # how many steps
-               seed: int = 0, # seeds the weights; the gradients use seed + 1
+               data_seed: int = 0, # seeds the weights; the gradients use data_seed + 1 (`seed` is left to the optimizer)
                check=None, # called as check(opt, params, weights_before) after each step
                device=None, # where the parameters live
                **kw, # the optimizer's arguments
               ) -> tuple:
     "Run `steps` steps with `random_grads`; return (params, optimizer, flips per step and parameter)."
-    ps = random_binary_params(shapes, seed, device); opt = make_opt(ps, **kw)
+    ps = random_binary_params(shapes, data_seed, device); opt = make_opt(ps, **kw)
     flips = []
-    for gs in random_grads(shapes, steps, seed + 1):
+    for gs in random_grads(shapes, steps, data_seed + 1):
         before = [p.detach().clone() for p in ps]
         flips += run_steps(ps, opt, [gs])
         if check: check(opt, ps, before)
