@@ -18,16 +18,22 @@ from torchvision.io import ImageReadMode, decode_image, read_file, write_jpeg, w
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['CIFAR10_CLASSES', 'DATASETS', 'scale_pixels', 'crop_flip', 'seed_from', 'shard_bounds', 'ShardedBatches',
+__all__ = ['PIXEL_LUT', 'CIFAR10_CLASSES', 'DATASETS', 'scale_pixels', 'crop_flip', 'seed_from', 'shard_bounds', 'ShardedBatches',
            'DeviceLoader', 'digits_tensors', 'DataUnavailableError', 'default_data_root', 'cifar10_tensors',
            'make_fake_imagefolder', 'check_image_folder', 'imagefolder_tensors', 'imagenet_transforms',
-           'ImageFolderLoader', 'DataBundle', 'get_data', 'resolve_dataset']
+           'ImageFolderLoader', 'DataBundle', 'get_data', 'cifar10_available', 'resolve_dataset']
 
 # %% ../nbs/06_data.ipynb #0005
+PIXEL_LUT = torch.arange(256, dtype=torch.uint8).float().div_(127.5).sub_(1)  # uint8 pixel -> x/127.5 - 1 (float32, CPU)
+_luts = {}   # the table on each other device
+
 def scale_pixels(x: torch.Tensor) -> torch.Tensor:
-    "Pixels to float32 in [-1, 1]: uint8 as x/127.5 - 1, floats in [0, 1] as 2x - 1."
-    if x.dtype == torch.uint8: return x.float().div_(127.5).sub_(1)
-    return x.float().mul(2).sub_(1)
+    "Pixels to float32 in [-1, 1]: uint8 as `PIXEL_LUT[x]` (x/127.5 - 1, the same on every device), floats in [0, 1] as 2x - 1."
+    if x.dtype != torch.uint8: return x.float().mul(2).sub_(1)
+    if x.device.type == 'cpu': return x.float().div_(127.5).sub_(1)   # equal to PIXEL_LUT[x], level by level
+    lut = _luts.get(x.device)
+    if lut is None: lut = _luts[x.device] = PIXEL_LUT.to(x.device)
+    return lut[x.long()]
 
 # %% ../nbs/06_data.ipynb #0008
 def crop_flip(x: torch.Tensor, # images (B, C, H, W), any dtype
@@ -168,6 +174,13 @@ CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog
 class DataUnavailableError(RuntimeError):
     "A data set can be neither found nor downloaded."
 
+def _cifar10_unavailable(root, e: Exception) -> DataUnavailableError:
+    "The one-line error for a CIFAR-10 that is neither in `root` nor downloadable."
+    return DataUnavailableError(
+        f"CIFAR-10 is not in `{root}` and could not be downloaded ({type(e).__name__}: {e}); supply it with "
+        "`--data DIR` (DIR/train/<class>/*.png|jpg and DIR/test/<class>/*), or use `--dataset digits` "
+        "(BNN_OPT_DATA changes the download folder)")
+
 def default_data_root() -> Path:
     "Where downloads go: `$BNN_OPT_DATA`, or `~/.cache/bnn_opt`."
     return Path(os.environ.get('BNN_OPT_DATA') or '~/.cache/bnn_opt').expanduser()
@@ -178,11 +191,7 @@ def cifar10_tensors(root = None, # default: default_data_root()/'cifar10'
     "CIFAR-10 from torchvision as uint8 tensors (x_train, y_train, x_test, y_test), downloaded if needed."
     root = Path(root or default_data_root() / 'cifar10')
     try: sets = [torchvision.datasets.CIFAR10(root, train=t, download=download) for t in (True, False)]
-    except Exception as e:
-        raise DataUnavailableError(
-            f"CIFAR-10 is not in `{root}` and could not be downloaded ({type(e).__name__}: {e}). "
-            "Without internet, pass a folder of class folders with `--data DIR` (DIR/train/<class>/*.png|jpg and "
-            "DIR/test/<class>/*), or use the embedded `--dataset digits`; set BNN_OPT_DATA to change the download root.") from e
+    except Exception as e: raise _cifar10_unavailable(root, e) from e
     out = []
     for s in sets: out += [torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets)]
     return tuple(out)
@@ -394,16 +403,27 @@ def get_data(dataset: str, # 'digits', 'cifar10' or 'imagenet'
             ) -> DataBundle:
     "Train and test loaders of `dataset` for `rank` of `world_size`, batches in [-1, 1] on `device`."
     name = _canonical(dataset)
-    if subset is not None and subset < 1: raise ValueError(f"Invalid subset: `{subset}`")
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
+        raise ValueError(f"Invalid subset: `{subset!r}` (must be a whole number >= 1, or None for all images)")
     if name == 'imagenet': return _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers)
     return _small_bundle(name, data, batch_size, device, seed, rank, world_size, subset, image_size, cache_dir)
 
 # %% ../nbs/06_data.ipynb #0070
-def resolve_dataset(dataset: str, data: str|None = None) -> tuple:
-    "(dataset, data, message): 'digits' and a message when CIFAR-10 is asked for without `data` and is unavailable."
-    if data is not None or _canonical(dataset) != 'cifar10': return dataset, data, None
-    root = default_data_root() / 'cifar10'
+def _require_cifar10(root=None) -> Path:
+    "torchvision's CIFAR-10 folder, its files checked (or downloaded); else a DataUnavailableError saying how to supply them."
+    root = Path(root or default_data_root() / 'cifar10')
     try: torchvision.datasets.CIFAR10(root, train=False, download=True)
-    except Exception as e:
-        return 'digits', None, f"CIFAR-10 not available ({type(e).__name__}: {e}): falling back to the embedded digits dataset"
+    except Exception as e: raise _cifar10_unavailable(root, e) from e
+    return root
+
+def cifar10_available(root=None, # default: default_data_root()/'cifar10'
+                     ) -> bool:
+    "Whether torchvision's CIFAR-10 is in `root` or can be downloaded there (that is, usable without `--data`)."
+    try: _require_cifar10(root)
+    except DataUnavailableError: return False
+    return True
+
+def resolve_dataset(dataset: str, data: str|None = None) -> tuple:
+    "(dataset, data, None) when the data can be had (the None where a fallback message used to be); else DataUnavailableError."
+    if data is None and _canonical(dataset) == 'cifar10': _require_cifar10()
     return dataset, data, None
