@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 from torch import nn
+from .checks import check_range
 
 # %% auto #0
 __all__ = ['ste_sign', 'approx_sign', 'SteSign', 'ApproxSign', 'get_quantizer']
@@ -40,6 +41,10 @@ class _SteSignFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, = ctx.saved_tensors
+        if torch.compiler.is_compiling():
+            # traced by torch.compile: the same mask, written so that the compiler fuses it (the cached bound
+            # below is a Python side effect that would break the graph)
+            return torch.where(x.abs() <= ctx.clip_value, grad, 0), None
         # hardtanh_backward passes grad where lo < x < hi; widening the bounds by one unit in the last
         # place of x's dtype makes that exactly |x| <= clip_value, in one fast pass
         hi = _next_up(ctx.clip_value, x.dtype)
@@ -50,7 +55,7 @@ def ste_sign(x: torch.Tensor, # input tensor
              clip_value: float = 1.0, # the gradient passes where |x| <= clip_value
             ) -> torch.Tensor:
     "Sign (sign(0)=+1) with the straight-through estimator as gradient, cancelled where |x| > `clip_value`."
-    if clip_value < 0: raise ValueError(f"Invalid clip_value: `{clip_value}` (must be >= 0)")
+    check_range('clip_value', clip_value, 0.)
     return _SteSignFn.apply(x, clip_value)
 
 # %% ../nbs/00_quantizers.ipynb #0012
@@ -76,7 +81,7 @@ class SteSign(nn.Module):
     "Module form of `ste_sign`."
     def __init__(self, clip_value: float = 1.0):
         super().__init__()
-        if clip_value < 0: raise ValueError(f"Invalid clip_value: `{clip_value}` (must be >= 0)")
+        check_range('clip_value', clip_value, 0.)
         self.clip_value = clip_value
     def forward(self, x): return ste_sign(x, self.clip_value)
     def extra_repr(self): return f"clip_value={self.clip_value}"
