@@ -8,32 +8,30 @@ import math
 import warnings
 from typing import Callable, Sequence
 import torch
+from .checks import check_choice, check_range
 
 # %% auto #0
-__all__ = ['Schedule', 'Constant', 'ExponentialDecay', 'PolynomialDecay', 'ParamScheduler', 'SchedulerList', 'schedule_from_spec',
-           'schedules_from_config']
+__all__ = ['SCHEDULE_PERIODS', 'Schedule', 'Constant', 'ExponentialDecay', 'PolynomialDecay', 'ParamScheduler', 'SchedulerList',
+           'schedule_from_spec', 'schedules_from_config']
 
 # %% ../nbs/03_schedulers.ipynb #0005
-def _num(name:str, v, ok=None, must:str='a finite number'):
-    "`v` as int (if a Python int) or float, else ValueError naming `name` and `must`."
-    try: x = v if isinstance(v, int) and not isinstance(v, bool) else float(v)
-    except (TypeError, ValueError): raise ValueError(f"Invalid {name}: `{v!r}` (must be a finite number)") from None
-    if not math.isfinite(x) or (ok is not None and not ok(x)): raise ValueError(f"Invalid {name}: `{v!r}` (must be {must})")
-    return x
+def _num(name:str, v, lo:float=-math.inf, lo_open:bool=False):
+    "`v` checked by `check_range` (finite, above `lo`); an int stays an int, so that `repr` shows it as given."
+    x = check_range(name, v, lo, lo_open=lo_open)
+    return v if isinstance(v, int) and not isinstance(v, bool) else x
 
-def _pos(name, v): return _num(name, v, lambda x: x > 0, '> 0')
+def _pos(name, v): return _num(name, v, 0., lo_open=True)
 
 def _bool(name, v) -> bool:
-    "`v` if a bool (or 0/1), else ValueError: a config string 'false' must not turn a flag on."
-    if v in (True, False) and not isinstance(v, str): return bool(v)
-    raise ValueError(f"Invalid {name}: `{v!r}` (must be True or False)")
+    "`v` if True or False (not 0, 1 or a string: a config string 'false' must not turn a flag on)."
+    return check_choice(name, v, (False, True))
 
 # %% ../nbs/03_schedulers.ipynb #0006
 class Schedule:
     "Base class: a hyperparameter value as a function of the step count (0 for the first update)."
     _fields = ()
     def __call__(self, step:int) -> float:
-        return float(self._value(_num('step', step, lambda x: x >= 0, '>= 0')))
+        return float(self._value(_num('step', step, 0.)))
     def _value(self, step): raise NotImplementedError
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._fields)})"
@@ -172,17 +170,17 @@ class SchedulerList:
 # type -> its fields, the required one first
 _TYPES = dict(constant=(), exponential=('decay_rate', 'staircase'), linear=('end',),
               polynomial=('end', 'power', 'cycle'))
-_PERIODS = ('epochs', 'decay_epochs', 'steps', 'decay_steps')
+SCHEDULE_PERIODS = ('epochs', 'decay_epochs', 'steps', 'decay_steps')  # a spec gives its period as one of these
 
 def _spec_steps(spec:dict, steps_per_epoch:float|None):
     "The decay period of `spec` in steps."
-    given = [k for k in _PERIODS if k in spec]
+    given = [k for k in SCHEDULE_PERIODS if k in spec]
     if len(given) != 1:
-        raise ValueError(f"Invalid schedule spec: give exactly one of {', '.join(_PERIODS)} (got {given or 'none'})")
+        raise ValueError(f"Invalid schedule spec: give exactly one of {', '.join(SCHEDULE_PERIODS)} (got {given or 'none'})")
     k = given[0]
     if k.endswith('steps'): return spec[k]
     if steps_per_epoch is None: raise ValueError(f"Invalid schedule spec: `{k}` needs steps_per_epoch")
-    return int(_num(k, spec[k], lambda x: x > 0, '> 0') * _pos('steps_per_epoch', steps_per_epoch))
+    return int(_pos(k, spec[k]) * _pos('steps_per_epoch', steps_per_epoch))
 
 # %% ../nbs/03_schedulers.ipynb #0039
 def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'|'constant', ...}
@@ -193,7 +191,7 @@ def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'
     typ = str(spec.get('type', '')).lower()
     if typ not in _TYPES:
         raise ValueError(f"Invalid schedule type: `{spec.get('type')}` (must be one of {', '.join(_TYPES)})")
-    allowed = sorted({'type', 'initial', 'groups', *_TYPES[typ], *(_PERIODS if typ != 'constant' else ())})
+    allowed = sorted({'type', 'initial', 'groups', *_TYPES[typ], *(SCHEDULE_PERIODS if typ != 'constant' else ())})
     if extra := sorted(set(spec) - set(allowed)):
         raise ValueError(f"Invalid field(s) for a `{typ}` schedule: {', '.join(extra)} (allowed: {', '.join(allowed)})")
     init = spec.get('initial', initial)

@@ -11,12 +11,12 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
-from .config import PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, TrainConfig, parse_overrides, resolve_config
+import inspect
+from .config import (PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, TrainConfig, parse_overrides, resolve_config,
+                            settings_used, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS, REAL_OPTIMIZER)
 from .config import _RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
 from .files import save_atomic, write_csv_atomic, write_json_atomic
 from .layers import binary_parameters, clip_latent_weights_, latent_modules
-from .optimizers import Bop, Bop2ndOrder
-from .pbop import PBop
 from .hybrid import HybridOptimizer
 from .schedulers import schedules_from_config
 from .models import BASE_WIDTHS, XNORNET_L2, get_model, l2_parameters, l2_penalty, model_stats
@@ -41,18 +41,15 @@ def build_model(c: TrainConfig, num_classes: int, input_size: int = 32):
 
 # %% ../nbs/07_train.ipynb #0006
 def build_optimizer(c: TrainConfig, model):
-    "HybridOptimizer (bit flips + Adam), or Adam alone for the latent baseline."
-    if c.optimizer == 'adam':
-        return torch.optim.Adam(model.parameters(), lr=c.lr)
-    # nonfinite='skip' keeps the step free of device syncs; train() checks the counts once per epoch
-    fused = dict(fused=True, nonfinite='skip') if c.fused else dict(nonfinite='skip')
-    if c.optimizer == 'bop':
-        cls, kw = Bop, dict(threshold=c.threshold, gamma=c.gamma, **fused)
-    else:
-        kw = dict(threshold=c.threshold, gamma=c.gamma, sigma=c.sigma, bias_correction=c.bias_correction, eps=c.eps)
-        if c.optimizer == 'pbop': cls = PBop; kw.update(scaler=c.scaler, seed=c.seed, nonfinite='skip')
-        else: cls = Bop2ndOrder; kw.update(fused)
-    return HybridOptimizer.for_model(model, cls, kw, torch.optim.Adam, dict(lr=c.lr))
+    "HybridOptimizer (bit flips + Adam), or Adam alone for the latent baseline; unset hyperparameters: the classes' defaults."
+    kw = {k: getattr(c, k) for k in optimizer_defaults(c.optimizer) if getattr(c, k) is not None}
+    real = {'lr': kw.pop('lr')} if 'lr' in kw else {}
+    if c.optimizer not in BIT_FLIP_OPTIMIZERS: return REAL_OPTIMIZER(model.parameters(), **real)
+    cls = BIT_FLIP_OPTIMIZERS[c.optimizer]
+    kw['nonfinite'] = 'skip'  # keeps the step free of device syncs; train() checks the counts once per epoch
+    if c.fused: kw['fused'] = True
+    if 'seed' in inspect.signature(cls).parameters: kw['seed'] = c.seed  # PBop's coins follow the run's seed
+    return HybridOptimizer.for_model(model, cls, kw, REAL_OPTIMIZER, real)
 
 # %% ../nbs/07_train.ipynb #0009
 @dataclass
@@ -217,12 +214,12 @@ def _versions():
     import torchvision
     return dict(torch=torch.__version__, torchvision=torchvision.__version__, python=sys.version.split()[0])
 
-def check_same_config(out: Path, cfg: dict):
-    "A folder holds one run: refuse to resume a run whose settings differ."
+def check_same_config(out: Path, c: TrainConfig):
+    "A folder holds one run: refuse to resume a run whose settings differ (among those it reads, `settings_used`)."
     f = out / 'config.json'
     if not f.exists(): return
-    old = json.loads(f.read_text()).get('config', {})
-    diff = {k: (old.get(k), v) for k, v in cfg.items() if k not in RUNTIME_KEYS and old.get(k) != v}
+    old, new = json.loads(f.read_text()).get('config', {}), asdict(c)
+    diff = {k: (old.get(k), new[k]) for k in sorted(settings_used(c) - set(RUNTIME_KEYS)) if old.get(k) != new[k]}
     if diff:
         raise ValueError(f"`{out}` holds a run with other settings {diff} (old, new). "
                          "Use another --out folder for a new run, or delete this one.")
@@ -272,11 +269,6 @@ class Run:
     tensorboard: object = None # a SummaryWriter on rank 0 when tensorboard is installed
     rank_checksums: Optional[list] = None # the latest `check_ranks_agree` under DDP
 
-def _span_run(schedules: dict, epochs: int) -> dict:
-    "The schedules, those given without a period spanning `epochs`."
-    periodic = lambda v: any(p in v for p in ('epochs', 'decay_epochs', 'steps', 'decay_steps')) or v.get('type') == 'constant'
-    return {k: v if periodic(v) else dict(v, epochs=epochs) for k, v in schedules.items()}
-
 # %% ../nbs/07_train.ipynb #0029
 def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=print) -> Run:
     "Data, model, optimizer, schedules and recipe of `c`, resumed from `out/checkpoint.pt` if there is one."
@@ -288,7 +280,7 @@ def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=pr
     model = build_model(c, bundle.num_classes, bundle.image_shape[-1]).to(device)
     if c.channels_last if c.channels_last is not None else True: model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(c, model)
-    scheds = schedules_from_config(opt, _span_run(c.schedules, c.epochs), len(bundle.train))
+    scheds = schedules_from_config(opt, span_run(c.schedules, c.epochs), len(bundle.train))
     rows, start, seconds = [], 0, 0.0
     if (out / 'checkpoint.pt').exists():
         rows, start, seconds = resume(out / 'checkpoint.pt', model, opt, scheds)
@@ -378,7 +370,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
     if c.batch_size % world:
         raise ValueError(f"Invalid batch_size: `{c.batch_size}` (must be divisible by the {world} ranks)")
     out.mkdir(parents=True, exist_ok=True)
-    check_same_config(out, asdict(c))
+    check_same_config(out, c)
     if (out / 'summary.json').exists():
         s = json.loads((out / 'summary.json').read_text())
         if s.get('complete'):
