@@ -18,7 +18,7 @@ from .schedulers import SCHEDULE_PERIODS, schedule_from_spec
 # %% auto #0
 __all__ = ['BIT_FLIP_OPTIMIZERS', 'REAL_OPTIMIZER', 'REAL_SETTINGS', 'OPTIMIZERS', 'FUSED_OPTIMIZERS', 'PRESETS',
            'IMAGENET_EPOCHS', 'RUNTIME_KEYS', 'optimizer_defaults', 'TrainConfig', 'settings_used', 'span_run',
-           'run_length_schedules', 'parse_overrides', 'resolve_config']
+           'run_length_schedules', 'config_diff', 'parse_overrides', 'resolve_config']
 
 # %% ../nbs/06a_config.ipynb #0006
 BIT_FLIP_OPTIMIZERS = dict(bop=Bop, bop2ndorder=Bop2ndOrder, pbop=PBop)  # name -> class for the binary weights
@@ -155,6 +155,16 @@ def run_length_schedules(c: TrainConfig) -> list:
     return [k for k, v in c.schedules.items() if _spans_run(v)]
 
 # %% ../nbs/06a_config.ipynb #0021
+def config_diff(old: dict, # a recorded config (config.json's "config"), possibly from an older version
+                c: TrainConfig, # the new one
+                ignore=(), # further settings to leave out (e.g. 'epochs' when a run may be extended)
+               ) -> dict:
+    "{setting: (old, new)} for the settings a run of `c` reads, runtime ones aside, where `old` differs."
+    new = json.loads(json.dumps({f.name: getattr(c, f.name) for f in fields(c)}, default=str))
+    keys = sorted(settings_used(c) - set(RUNTIME_KEYS) - set(ignore))
+    return {k: (old.get(k), new[k]) for k in keys if old.get(k) != new[k]}
+
+# %% ../nbs/06a_config.ipynb #0024
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 def _coerce(value):
@@ -175,7 +185,7 @@ def parse_overrides(items) -> dict:
         k, v = it.split('=', 1); out[k.strip().replace('-', '_')] = v
     return out
 
-# %% ../nbs/06a_config.ipynb #0022
+# %% ../nbs/06a_config.ipynb #0025
 _DEVICE = re.compile(r'auto|cpu|cuda(:\d+)?')
 
 def _check_int(name: str, v, lo: int, none_ok: bool = False, hint: str = ''):
@@ -183,6 +193,10 @@ def _check_int(name: str, v, lo: int, none_ok: bool = False, hint: str = ''):
     if v is None and none_ok: return
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise ValueError(f"Invalid {name} value: `{v!r}` (must be an integer >= {lo}{hint})")
+
+def _in_steps(spec: dict) -> dict:
+    "`spec` with a period in epochs written as steps: checkable before the data fixes the steps per epoch."
+    return {dict(epochs='steps', decay_epochs='decay_steps').get(k, k): v for k, v in spec.items()}
 
 def _check_schedules(c: TrainConfig):
     "Each schedule is for a hyperparameter of the optimizer and builds (periods in epochs, as the run uses them)."
@@ -197,9 +211,9 @@ def _check_schedules(c: TrainConfig):
         if not isinstance(spec, dict):
             raise ValueError(f"Invalid schedule for `{k}`: `{spec!r}` (must be a JSON object, e.g. "
                              '{"type": "linear", "end": 1e-4})')
-        schedule_from_spec(spec, getattr(c, k), steps_per_epoch=1.0)
+        schedule_from_spec(_in_steps(spec), getattr(c, k))
 
-# %% ../nbs/06a_config.ipynb #0023
+# %% ../nbs/06a_config.ipynb #0026
 def _validate(c: TrainConfig):
     "A ValueError naming the first setting of `c` that cannot work (after the optimizer's defaults are filled in)."
     check_choice('model', c.model, tuple(MODELS)); check_choice('norm', c.norm, NORMS)
@@ -222,7 +236,7 @@ def _validate(c: TrainConfig):
         BIT_FLIP_OPTIMIZERS[c.optimizer]([torch.nn.Parameter(torch.ones(1))], **{k: getattr(c, k) for k in hyper if k != 'lr'})
     _check_schedules(c)
 
-# %% ../nbs/06a_config.ipynb #0024
+# %% ../nbs/06a_config.ipynb #0027
 def resolve_config(preset: Optional[str] = None, # a name in PRESETS
                    overrides: Optional[dict] = None, # key -> value (strings are parsed as JSON when they can be)
                    **kwargs) -> TrainConfig:
@@ -247,7 +261,7 @@ def resolve_config(preset: Optional[str] = None, # a name in PRESETS
     _refuse_unread(c, given)
     return c
 
-# %% ../nbs/06a_config.ipynb #0025
+# %% ../nbs/06a_config.ipynb #0028
 def _refuse_unread(c: TrainConfig, given: dict):
     "A ValueError naming the first given setting (or schedule) that a run of `c` would not read."
     used = settings_used(c)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 import inspect
 from .config import (PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, TrainConfig, parse_overrides, resolve_config,
-                            settings_used, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS, REAL_OPTIMIZER)
+                            settings_used, config_diff, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS, REAL_OPTIMIZER)
 from .config import _RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
 from .files import save_atomic, write_csv_atomic, write_json_atomic
 from .layers import binary_parameters, clip_latent_weights_, latent_modules
@@ -218,8 +218,7 @@ def check_same_config(out: Path, c: TrainConfig):
     "A folder holds one run: refuse to resume a run whose settings differ (among those it reads, `settings_used`)."
     f = out / 'config.json'
     if not f.exists(): return
-    old, new = json.loads(f.read_text()).get('config', {}), asdict(c)
-    diff = {k: (old.get(k), new[k]) for k in sorted(settings_used(c) - set(RUNTIME_KEYS)) if old.get(k) != new[k]}
+    diff = config_diff(json.loads(f.read_text()).get('config', {}), c)
     if diff:
         raise ValueError(f"`{out}` holds a run with other settings {diff} (old, new). "
                          "Use another --out folder for a new run, or delete this one.")
