@@ -11,11 +11,11 @@ from .config import PRESETS, IMAGENET_EPOCHS
 from .files import write_csv_atomic
 from .design import DESIGN, FAKE_IMAGENET, TITLES
 from .runner import read_json, timestamp
-from .results import by_setting, test_images
+from .results import by_setting, run_summary, test_images
 from .verdicts import MIN_TEST_IMAGES
 
 # %% auto #0
-__all__ = ['IMAGENET_PREPROCESSING', 'markdown_table', 'write_csv', 'data_label', 'deviations', 'table_header',
+__all__ = ['IMAGENET_PREPROCESSING', 'markdown_table', 'write_csv', 'data_label', 'deviations', 'run_rows', 'table_header',
            'verdicts_markdown', 'write_table', 'run_label', 'plot_curves', 'plot_heatmap', 'save_figure',
            'notebooks_dir', 'notebook_parameters', 'execute_table', 'scrub_paths', 'machine_description',
            'training_time', 'write_report']
@@ -26,7 +26,7 @@ def _cell(k, v) -> str:
     if isinstance(v, bool) or isinstance(v, int): return str(v)
     if isinstance(v, float):
         if 'flip' in k or k in ('threshold', 'gamma', 'sigma', 'final_test_loss'): return f"{v:.2e}" if 'flip' in k else f"{v:.3g}"
-        if k in ('scaler', 'epochs_to_target'): return f"{v:g}"
+        if k == 'scaler': return f"{v:g}"
         return f"{v:.1f}"
     return str(v).replace('|', '\\|')
 
@@ -97,6 +97,13 @@ def deviations(runs: dict) -> list:
     return out
 
 # %% ../nbs/08e_report.ipynb #0009
+def run_rows(runs: dict) -> list:
+    "One row per run: the numbers behind a table's means and verdicts (id, seed, state, accuracies, epochs, seconds)."
+    keys = ('final_test_acc', 'best_test_acc', 'early_test_acc', 'gap', 'epochs_done', 'seconds')
+    r4 = lambda v: round(v, 4) if isinstance(v, float) else v
+    return [dict(run=r['id'], seed=r['cfg'].get('seed'), state=r['state'], **{k: r4(run_summary(r).get(k)) for k in keys})
+            for r in runs.values()]
+
 def table_header(table: str, scale: str, label: str, runs: Optional[dict] = None) -> str:
     "The heading of a table: its title, then the scale, the data set, the test-set size and the seeds per setting."
     head = f"## {TITLES[table]}\n\n**{scale} scale, {label}**"
@@ -127,6 +134,7 @@ def write_table(table: str, # one of TABLES (names the files)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); name = name or table
     write_csv(rows, out / f"{name}.csv")
     if claims: write_csv(list(claims), out / f"{name}_verdicts.csv")
+    if runs: write_csv(run_rows(runs), out / f"{name}_runs.csv")
     md = [table_header(table, scale, label, runs), '']
     if runs and (dev := deviations(runs)): md += [f"Deviations from the paper's settings ({scale} scale): " + '; '.join(dev) + '.', '']
     md += [markdown_table(rows, columns), '']

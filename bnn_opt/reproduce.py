@@ -135,11 +135,14 @@ def _ints(s: Optional[str], what: str) -> Optional[list]:
     try: return [int(x) for x in str(s).split(',') if x.strip() != '']
     except ValueError: raise SystemExit(f"bnn-opt reproduce: invalid {what} `{s}` (expected e.g. 0,1,2)")
 
+_SHOWN = ('data', 'imagenet_data', 'label', 'epochs', 'seeds', 'gpus', 'jobs', 'threads', 'device')  # options named in REPORT.md
+
 def cmd_reproduce(a) -> int:
     "`bnn-opt reproduce`: the parsed arguments to `reproduce`."
     try: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated runner stops its runs (checkpoints stay)
     except (ValueError, AttributeError): pass  # not the main thread / no SIGTERM
-    argv = getattr(a, 'argv', None) or [a.table, '--scale', a.scale, '--out', str(a.out)]
+    argv = getattr(a, 'argv', None) or [a.table, '--scale', a.scale, '--out', str(a.out)] + sum(
+        ([f"--{k.replace('_', '-')}", str(v)] for k, v in vars(a).items() if k in _SHOWN and v is not None), [])
     return reproduce(a.table, a.out, a.scale, data=a.data, imagenet_data=a.imagenet_data, gpus=_ints(a.gpus, '--gpus'),
                      jobs=a.jobs, threads=a.threads, device=a.device, epochs=a.epochs, seeds=_ints(a.seeds, '--seeds'),
                      overrides=parse_overrides(a.overrides), label=a.label, runs_only=a.runs_only,

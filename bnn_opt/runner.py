@@ -8,7 +8,7 @@ import json, os, shlex, subprocess, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
-from .config import RUNTIME_KEYS
+from .config import config_diff
 from .design import config_of
 
 # %% auto #0
@@ -21,10 +21,8 @@ def read_json(path) -> dict:
     except (OSError, ValueError): return {}
 
 def _config_diff(run_dir: Path, kwargs: dict) -> dict:
-    "Settings of `kwargs` that differ from the run recorded in run_dir/config.json: key -> (recorded, wanted)."
-    old = read_json(run_dir / 'config.json').get('config', {})
-    new = json.loads(json.dumps(asdict(config_of(kwargs)), default=str))
-    return {k: (old.get(k), v) for k, v in new.items() if k not in RUNTIME_KEYS and old.get(k) != v}
+    "Settings the run of `kwargs` reads that differ from the run recorded in run_dir/config.json: key -> (recorded, wanted)."
+    return config_diff(read_json(run_dir / 'config.json').get('config', {}), config_of(kwargs))
 
 def run_state(run_dir, # DIR/runs/<run_id>
               kwargs: Optional[dict] = None, # the run's settings (None: do not compare)
