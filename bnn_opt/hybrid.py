@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch.optim import Optimizer
 from .layers import binary_parameters, real_parameters
-from .optimizers import Bop2ndOrder
+from .optimizers import Bop2ndOrder, attach_method
 
 # %% auto #0
 __all__ = ['HybridOptimizer']
@@ -49,15 +49,6 @@ class HybridOptimizer(Optimizer):
         return ChainMap(*(o.state for o in self.optimizers))
 
 # %% ../nbs/02b_hybrid.ipynb #0006
-def _attach(cls, name=None):
-    "Attach the decorated function to `cls` as method `name`, with the qualified name docs and tracebacks show."
-    def deco(f):
-        n = name or f.__name__.lstrip('_')
-        fn = f.__func__ if isinstance(f, classmethod) else f
-        fn.__name__, fn.__qualname__ = n, f"{cls.__name__}.{n}"
-        setattr(cls, n, f); return f
-    return deco
-
 def _param_names(o: Optional[Optimizer], model: Optional[torch.nn.Module]) -> dict:
     "id(parameter) -> its name: from `model`, else from the optimizer's `param_names`, else its group, index and shape."
     if o is None: return {}
@@ -69,8 +60,8 @@ def _param_names(o: Optional[Optimizer], model: Optional[torch.nn.Module]) -> di
             names[id(p)] = in_model.get(id(p)) or (given[i] if given else f"group {gi} #{i} (shape {tuple(p.shape)})")
     return names
 
-# %% ../nbs/02b_hybrid.ipynb #0007
-@_attach(HybridOptimizer, '_check')
+# %% ../nbs/02b_hybrid.ipynb #0008
+@attach_method(HybridOptimizer, '_check')
 def _check(self: HybridOptimizer, model):
     "Refuse overlapping parameter sets and, given the model, parameters sent to the wrong optimizer."
     bn, rn = _param_names(self.binary_optimizer, model), _param_names(self.real_optimizer, model)
@@ -87,8 +78,8 @@ def _check(self: HybridOptimizer, model):
     both = sorted(bn[i] for i in bn.keys() & rn.keys())
     if both: raise ValueError(f"HybridOptimizer: parameter(s) {both} are in both optimizers; give each to one of them")
 
-# %% ../nbs/02b_hybrid.ipynb #0010
-@_attach(HybridOptimizer, 'step')
+# %% ../nbs/02b_hybrid.ipynb #0011
+@attach_method(HybridOptimizer, 'step')
 @Optimizer.profile_hook_step   # so that step hooks registered on the hybrid run
 @torch.no_grad()
 def _step(self: HybridOptimizer, closure=None):
@@ -99,22 +90,23 @@ def _step(self: HybridOptimizer, closure=None):
     for o in self.optimizers: o.step()
     return loss
 
-@_attach(HybridOptimizer, 'zero_grad')
+@attach_method(HybridOptimizer, 'zero_grad')
 def _zero_grad(self: HybridOptimizer, set_to_none: bool = True):
     "Reset both optimizers' gradients."
     for o in self.optimizers: o.zero_grad(set_to_none=set_to_none)
 
-@_attach(HybridOptimizer, 'add_param_group')
+# %% ../nbs/02b_hybrid.ipynb #0013
+@attach_method(HybridOptimizer, 'add_param_group')
 def _add_param_group(self: HybridOptimizer, param_group):
     "Refused: a new group belongs to one of the inner optimizers."
     raise RuntimeError("HybridOptimizer: add the group to `binary_optimizer` or `real_optimizer` directly")
 
-@_attach(HybridOptimizer, '__repr__')
+@attach_method(HybridOptimizer, '__repr__')
 def _repr(self: HybridOptimizer):
     return f"HybridOptimizer(\n  binary: {self.binary_optimizer!r}\n  real: {self.real_optimizer!r}\n)".replace('\n', '\n  ').rstrip()
 
-# %% ../nbs/02b_hybrid.ipynb #0011
-@_attach(HybridOptimizer, 'for_model')
+# %% ../nbs/02b_hybrid.ipynb #0014
+@attach_method(HybridOptimizer, 'for_model')
 @classmethod
 def _for_model(cls, model: torch.nn.Module, # the network: its binary kernels go to `binary_optimizer`, the rest to `real_optimizer`
                binary_optimizer=Bop2ndOrder, # the bit-flip optimizer's class
@@ -129,14 +121,14 @@ def _for_model(cls, model: torch.nn.Module, # the network: its binary kernels go
     if not b: raise ValueError("HybridOptimizer.for_model: the model has no binary parameters (no QuantConv2d/QuantLinear with a binary kernel)")
     return cls(binary_optimizer(b, **(binary_kwargs or {})), real_optimizer(r, **(real_kwargs or {})) if r else None, model=model)
 
-# %% ../nbs/02b_hybrid.ipynb #0015
-@_attach(HybridOptimizer, 'state_dict')
+# %% ../nbs/02b_hybrid.ipynb #0018
+@attach_method(HybridOptimizer, 'state_dict')
 def _state_dict(self: HybridOptimizer) -> dict:
     "`{'binary': binary_optimizer.state_dict(), 'real': real_optimizer.state_dict() or None}`."
     return {'binary': self.binary_optimizer.state_dict(),
             'real': self.real_optimizer.state_dict() if self.real_optimizer is not None else None}
 
-@_attach(HybridOptimizer, 'load_state_dict')
+@attach_method(HybridOptimizer, 'load_state_dict')
 def _load_state_dict(self: HybridOptimizer, state_dict: dict):
     "Load a dict made by `state_dict()`: its `binary` part into `binary_optimizer`, its `real` part into `real_optimizer`."
     if not isinstance(state_dict, dict) or set(state_dict) != {'binary', 'real'}:

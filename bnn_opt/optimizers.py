@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 from .checks import check_bias_correction, check_choice, check_range
 
 # %% auto #0
-__all__ = ['bias_divisors', 'ThresholdFlip', 'bop', 'check_binary', 'BitFlipOptimizer', 'Bop', 'Bop2ndOrder']
+__all__ = ['bias_divisors', 'ThresholdFlip', 'bop', 'check_binary', 'BitFlipOptimizer', 'attach_method', 'Bop', 'Bop2ndOrder']
 
 # %% ../nbs/02_optimizers.ipynb #0005
 def bias_divisors(bias_correction, # False, True or 'scaled' (see the table)
@@ -107,6 +107,7 @@ def _param_label(group: dict, i: int, p: Tensor) -> str:
     names = group.get('param_names')
     return f"`{names[i]}`" if names else f"#{i} (shape {tuple(p.shape)})"
 
+# %% ../nbs/02_optimizers.ipynb #0023
 def check_binary(p: Tensor, what: str = "parameter"):
     "Raise a ValueError unless `p` holds only -1.0 and +1.0."
     if not p.is_floating_point():
@@ -120,7 +121,7 @@ def check_binary(p: Tensor, what: str = "parameter"):
             "Give real-valued parameters to a real optimizer (see `real_parameters` and `HybridOptimizer`), "
             "or binarize the tensor first, e.g. `w.data = torch.where(w.data >= 0, 1., -1.)`.")
 
-# %% ../nbs/02_optimizers.ipynb #0023
+# %% ../nbs/02_optimizers.ipynb #0025
 class BitFlipOptimizer(Optimizer):
     "Base class of optimizers that train ±1 weights by flipping them (see `Bop`, `Bop2ndOrder`, `PBop`)."
     _state_keys = ('exp_avg',)
@@ -141,16 +142,20 @@ class BitFlipOptimizer(Optimizer):
         for group in self.param_groups:
             group.setdefault('nonfinite', 'raise'); group.setdefault('foreach', None); group.setdefault('fused', None)
 
-# %% ../nbs/02_optimizers.ipynb #0025
-def _attach(cls, name=None):
-    "Attach the decorated function to `cls` as method `name`, with the qualified name docs and tracebacks show."
+# %% ../nbs/02_optimizers.ipynb #0027
+def attach_method(cls, # the class that gets the method
+                  name: str|None = None, # the method's name (default: the function's, without leading underscores)
+                 ):
+    "Decorator: attach the function (or classmethod) to `cls` as method `name`, with the qualified name docs and tracebacks show."
     def deco(f):
-        n = name or f.__name__.lstrip('_')
-        f.__name__, f.__qualname__ = n, f"{cls.__name__}.{n}"
+        n = name or (f.__func__ if isinstance(f, classmethod) else f).__name__.lstrip('_')
+        fn = f.__func__ if isinstance(f, classmethod) else f
+        fn.__name__, fn.__qualname__ = n, f"{cls.__name__}.{n}"
         setattr(cls, n, f); return f
     return deco
 
-@_attach(BitFlipOptimizer)
+# %% ../nbs/02_optimizers.ipynb #0030
+@attach_method(BitFlipOptimizer)
 def _add_param_group(self: BitFlipOptimizer, param_group: dict):
     "Add a group, after checking its hyperparameters and that its parameters hold only ±1; a rejected group is not kept."
     super(BitFlipOptimizer, self).add_param_group(param_group)
@@ -162,8 +167,8 @@ def _add_param_group(self: BitFlipOptimizer, param_group: dict):
         self.param_groups.pop()
         raise
 
-# %% ../nbs/02_optimizers.ipynb #0027
-@_attach(BitFlipOptimizer, '_init_state')
+# %% ../nbs/02_optimizers.ipynb #0033
+@attach_method(BitFlipOptimizer, '_init_state')
 @torch.no_grad()
 def _init_state(self: BitFlipOptimizer, p, state):
     state['step'] = torch.zeros((), dtype=torch.int64)
@@ -171,8 +176,8 @@ def _init_state(self: BitFlipOptimizer, p, state):
     state['flips'] = torch.zeros((), dtype=torch.int64, device=p.device)
     state['nonfinite'] = torch.zeros((), dtype=torch.int64, device=p.device)
 
-# %% ../nbs/02_optimizers.ipynb #0029
-@_attach(BitFlipOptimizer, '_gather')
+# %% ../nbs/02_optimizers.ipynb #0035
+@attach_method(BitFlipOptimizer, '_gather')
 def _gather(self: BitFlipOptimizer, group) -> tuple[list, list, list]:
     "The parameters of `group` that have a gradient: (indices, parameters, gradients); advances their step counts."
     idx, params, grads = [], [], []
@@ -187,7 +192,8 @@ def _gather(self: BitFlipOptimizer, group) -> tuple[list, list, list]:
         idx.append(i); params.append(p); grads.append(p.grad)
     return idx, params, grads
 
-@_attach(BitFlipOptimizer, '_update')
+# %% ../nbs/02_optimizers.ipynb #0038
+@attach_method(BitFlipOptimizer, '_update')
 def _update(self: BitFlipOptimizer, group, params, grads, flip_rule=None) -> tuple[list, list]:
     "One group's update through `bop`; returns (flips, nonfinite) per parameter."
     st = [self.state[p] for p in params]
@@ -198,8 +204,8 @@ def _update(self: BitFlipOptimizer, group, params, grads, flip_rule=None) -> tup
                bias_correction=group.get('bias_correction', False), flip_rule=flip_rule,
                foreach=group['foreach'], fused=group['fused'], fused_cache=caches.setdefault(id(group), {}))
 
-# %% ../nbs/02_optimizers.ipynb #0031
-@_attach(BitFlipOptimizer, '_raise_if_nonfinite')
+# %% ../nbs/02_optimizers.ipynb #0040
+@attach_method(BitFlipOptimizer, '_raise_if_nonfinite')
 def _raise_if_nonfinite(self: BitFlipOptimizer, checks: list):
     "`checks`: (group, indices, params, nonfinite counts) of the groups with nonfinite='raise'."
     per_device = defaultdict(list)
@@ -212,7 +218,8 @@ def _raise_if_nonfinite(self: BitFlipOptimizer, checks: list):
         "untouched. Find the cause (learning rate, loss scaling), use torch.amp.GradScaler, or pass "
         "nonfinite='skip' to go on and count them in state['nonfinite'].")
 
-@_attach(BitFlipOptimizer, 'step')
+# %% ../nbs/02_optimizers.ipynb #0043
+@attach_method(BitFlipOptimizer, 'step')
 @torch.no_grad()
 def _step(self: BitFlipOptimizer, closure=None):
     "Perform one optimization step (flip weights); `closure` re-evaluates the model and returns the loss."
@@ -231,7 +238,7 @@ def _step(self: BitFlipOptimizer, closure=None):
     if checks: self._raise_if_nonfinite(checks)
     return loss
 
-# %% ../nbs/02_optimizers.ipynb #0034
+# %% ../nbs/02_optimizers.ipynb #0046
 class Bop(BitFlipOptimizer):
     """Bop (Helwegen et al. 2019, arXiv 1906.02107): trains ±1 weights by flipping them.
 
@@ -259,7 +266,7 @@ class Bop(BitFlipOptimizer):
         check_range('gamma', gamma, 0., 1., lo_open=True)
         super().__init__(params, dict(threshold=threshold, gamma=gamma), nonfinite=nonfinite, foreach=foreach, fused=fused)
 
-# %% ../nbs/02_optimizers.ipynb #0040
+# %% ../nbs/02_optimizers.ipynb #0052
 class Bop2ndOrder(BitFlipOptimizer):
     """Bop2ndOrder (Suárez-Ramírez 2020, "A Bop and Beyond", arXiv 2104.05124): Bop with Adam's normalisation.
 
@@ -308,7 +315,7 @@ class Bop2ndOrder(BitFlipOptimizer):
         group['eps'] = check_range('eps', group['eps'], 0., lo_open=True)
         check_bias_correction(group['bias_correction'])
 
-# %% ../nbs/02_optimizers.ipynb #0050
+# %% ../nbs/02_optimizers.ipynb #0062
 def _flip_statistic_foreach(params, grads, exp_avgs, exp_avg_sqs, divisors, *, gamma, sigma, eps):
     "Lists: update the moments in place; return (w*r per tensor, finite masks), with no device synchronisation."
     c1s, sqrt_c2s = [d[0] for d in divisors], [d[1] for d in divisors]
@@ -326,6 +333,7 @@ def _flip_statistic_foreach(params, grads, exp_avgs, exp_avg_sqs, divisors, *, g
     torch._foreach_mul_(r, params)
     return r, oks
 
+# %% ../nbs/02_optimizers.ipynb #0065
 def _foreach_bop(params, grads, exp_avgs, exp_avg_sqs, divisors, *, threshold, gamma, sigma, eps, flip_rule):
     "The update on lists of tensors with torch._foreach ops (no device synchronisation)."
     wrs, oks = _flip_statistic_foreach(params, grads, exp_avgs, exp_avg_sqs, divisors, gamma=gamma, sigma=sigma, eps=eps)
@@ -333,7 +341,7 @@ def _foreach_bop(params, grads, exp_avgs, exp_avg_sqs, divisors, *, threshold, g
     torch._foreach_addcmul_(params, params, flip, value=_NEGATE)
     return [torch.count_nonzero(f) for f in flip], [torch.count_nonzero(~ok) for ok in oks]
 
-# %% ../nbs/02_optimizers.ipynb #0054
+# %% ../nbs/02_optimizers.ipynb #0069
 def _fused_one(w, g, m, v, hp):
     "One pass over w, g, m (and v), updated in place; hp = (threshold', gamma, sigma, eps', K). Returns F + K*B (float64)."
     threshold, gamma, sigma, eps, count_base = hp.unbind()
@@ -347,11 +355,12 @@ def _fused_one(w, g, m, v, hp):
     w.copy_(torch.where(flip, -w, w)); m.copy_(m_new)
     return torch.where(ok, torch.where(flip, 1.0, 0.0), count_base).sum(dtype=torch.float64)
 
+# %% ../nbs/02_optimizers.ipynb #0071
 def _count_base(n: int) -> float:
     "K for a tensor of n elements: the smallest power of two above n, so that F + K*B decodes (F <= n)."
     return 2.0 ** math.ceil(math.log2(n + 1))
 
-# %% ../nbs/02_optimizers.ipynb #0057
+# %% ../nbs/02_optimizers.ipynb #0074
 def _fused_group(ws, gs, ms, vs, hps):
     "The fused update of a list of tensors on one device; returns each tensor's F + K*B (a float64 vector)."
     return torch.stack([_fused_one(w, g, m, None if vs is None else vs[i], hps[i])
@@ -362,7 +371,7 @@ def _compiled_fused_group():
     "`_fused_group` compiled, once per process at first use: static shapes, the whole list in one graph."
     return torch.compile(_fused_group, dynamic=False, fullgraph=True)
 
-# %% ../nbs/02_optimizers.ipynb #0059
+# %% ../nbs/02_optimizers.ipynb #0076
 def _on_device(values, dtype, device: torch.device) -> Tensor:
     "A small tensor of `values` on `device`; on a GPU copied asynchronously from pinned memory."
     t = torch.tensor(values, dtype=dtype)
@@ -375,7 +384,12 @@ def _fused_constants(cache: dict, device, rows: tuple, count_bases: tuple) -> tu
     if c.get('count_bases') != count_bases: c.update(count_bases=count_bases, K=_on_device(count_bases, torch.float64, device))
     return c['hps'], c['K']
 
-# %% ../nbs/02_optimizers.ipynb #0061
+# %% ../nbs/02_optimizers.ipynb #0079
+def _fused_rows(divisors, Ks, *, threshold, gamma, sigma, eps) -> tuple:
+    "Each tensor's row (threshold', gamma, sigma, eps', K) of the kernel's hyperparameters."
+    return tuple((threshold * c1 / sqrt_c2, gamma, sigma, eps * sqrt_c2, K) for (c1, sqrt_c2), K in zip(divisors, Ks))
+
+# %% ../nbs/02_optimizers.ipynb #0081
 def _fused_bop(params, grads, exp_avgs, exp_avg_sqs, divisors, *, threshold, gamma, sigma, eps, cache=None):
     "The update as one compiled call per device; returns (flips, nonfinite) per tensor."
     cache = {} if cache is None else cache
@@ -388,15 +402,15 @@ def _fused_bop(params, grads, exp_avgs, exp_avg_sqs, divisors, *, threshold, gam
     for device, idx in by_device.items():
         pick = lambda xs: None if xs is None else [xs[i] for i in idx]
         Ks = tuple(_count_base(params[i].numel()) for i in idx)
-        rows = tuple((threshold * c1 / sqrt_c2, gamma, sigma, eps * sqrt_c2, K) for (c1, sqrt_c2), K in zip(pick(divisors), Ks))
+        rows = _fused_rows(pick(divisors), Ks, threshold=threshold, gamma=gamma, sigma=sigma, eps=eps)
         hps, K = _fused_constants(cache, device, rows, Ks)
         s = _compiled_fused_group()(pick(params), pick(grads), pick(exp_avgs), pick(exp_avg_sqs), hps)
         bad = torch.div(s, K, rounding_mode='floor')   # decoded outside the graph: a few tiny eager ops
         for i, f, b in zip(idx, s.sub_(bad * K).long().unbind(), bad.long().unbind()): flips[i], nonfinite[i] = f, b
     return flips, nonfinite
 
-# %% ../nbs/02_optimizers.ipynb #0072
-@_attach(BitFlipOptimizer, 'load_state_dict')
+# %% ../nbs/02_optimizers.ipynb #0092
+@attach_method(BitFlipOptimizer, 'load_state_dict')
 def _load_state_dict(self: BitFlipOptimizer, state_dict: dict):
     "PyTorch's `load_state_dict`, then `step` as a CPU int64 and the counts `flips`, `nonfinite` as int64 on the parameter's device."
     super(BitFlipOptimizer, self).load_state_dict(state_dict)

@@ -9,7 +9,7 @@ import warnings
 from typing import Optional
 import torch
 from .checks import check_range
-from .optimizers import Bop2ndOrder
+from .optimizers import Bop2ndOrder, attach_method
 
 # %% auto #0
 __all__ = ['flip_probability', 'CoinFlip', 'PBop']
@@ -95,16 +95,21 @@ class PBop(Bop2ndOrder):
         super().__init__(params, threshold, gamma, sigma, bias_correction, eps, nonfinite=nonfinite, foreach=foreach)
         self.defaults['scaler'] = scaler
 
-    def add_param_group(self, param_group: dict):
-        param_group.setdefault('scaler', self.defaults.get('scaler', self._init_scaler))
-        super().add_param_group(param_group)
-
-    def _validate_group(self, group):
-        super()._validate_group(group)
-        check_range('scaler', group['scaler'], 0., lo_open=True)
-        if group['fused']: raise NotImplementedError("PBop has no fused kernel: set the group's `fused` to None")
-
 # %% ../nbs/02a_pbop.ipynb #0014
+@attach_method(PBop)
+def _add_param_group(self: PBop, param_group: dict):
+    "Bop2ndOrder's `add_param_group`, with the optimizer's `scaler` for a group without one."
+    param_group.setdefault('scaler', self.defaults.get('scaler', self._init_scaler))
+    Bop2ndOrder.add_param_group(self, param_group)
+
+@attach_method(PBop, '_validate_group')
+def _validate_group(self: PBop, group):
+    Bop2ndOrder._validate_group(self, group)
+    check_range('scaler', group['scaler'], 0., lo_open=True)
+    if group['fused']: raise NotImplementedError("PBop has no fused kernel: set the group's `fused` to None")
+
+# %% ../nbs/02a_pbop.ipynb #0017
+@attach_method(PBop, '_generator')
 def _generator(self: PBop, device: torch.device) -> torch.Generator:
     "The generator that draws the coins of parameters on `device` (created and seeded on first use)."
     g = self._generators.get(device)
@@ -116,24 +121,25 @@ def _generator(self: PBop, device: torch.device) -> torch.Generator:
         g = self._generators[device] = torch.Generator(device=device)
         g.manual_seed(self._seed)
     return g
-PBop._generator = _generator
 
+# %% ../nbs/02a_pbop.ipynb #0019
+@attach_method(PBop, '_coins')
 def _coins(self: PBop, params) -> list:
     "One uniform in [0, 1) per element of each parameter, in order."
     return [torch.rand(p.shape, generator=self._generator(p.device), device=p.device,
                        dtype=torch.float64 if p.dtype == torch.float64 else torch.float32) for p in params]
-PBop._coins = _coins
 
-# %% ../nbs/02a_pbop.ipynb #0015
+# %% ../nbs/02a_pbop.ipynb #0022
+@attach_method(PBop, '_update')
 def _pbop_update(self: PBop, group, params, grads, flip_rule=None):
     "Draw the coins, then update one group through `bop` with PBop's rule; returns (flips, nonfinite) per parameter."
     rule = CoinFlip(group['scaler'], self._coins(params))
     flips, nonfinite = Bop2ndOrder._update(self, group, params, grads, flip_rule=rule)
     for p, e in zip(params, rule.expected): self.state[p]['expected_flips'] = e
     return flips, nonfinite
-PBop._update = _pbop_update
 
-# %% ../nbs/02a_pbop.ipynb #0025
+# %% ../nbs/02a_pbop.ipynb #0032
+@attach_method(PBop, 'state_dict')
 def _pbop_state_dict(self: PBop) -> dict:
     "PyTorch's optimizer state plus `seed` and each device's generator state."
     sd = Bop2ndOrder.state_dict(self)
@@ -141,6 +147,7 @@ def _pbop_state_dict(self: PBop) -> dict:
     sd['generators'] = {str(d): g.get_state() for d, g in self._generators.items()}
     return sd
 
+@attach_method(PBop, '_map_device')
 def _map_device(self: PBop, saved: torch.device, n_saved: int):
     "The device whose generator takes a saved state: the same one, else the only one of its type."
     used = {p.device for g in self.param_groups for p in g['params']} | set(self._generators)
@@ -148,6 +155,8 @@ def _map_device(self: PBop, saved: torch.device, n_saved: int):
     same = [d for d in used if d.type == saved.type]
     return same[0] if n_saved == 1 and len(same) == 1 else None
 
+# %% ../nbs/02a_pbop.ipynb #0034
+@attach_method(PBop, 'load_state_dict')
 def _pbop_load_state_dict(self: PBop, state_dict: dict):
     "Load PyTorch's optimizer state, the seed and the generators' states."
     sd = dict(state_dict); gens, seed = sd.pop('generators', None), sd.pop('seed', None)
@@ -166,11 +175,8 @@ def _pbop_load_state_dict(self: PBop, state_dict: dict):
             continue
         self._generator(dev).set_state(st.cpu())
 
+@attach_method(PBop, '__getstate__')
 def _pbop_getstate(self: PBop) -> dict:
     "Optimizer's pickled state plus the seed and the generators."
     return dict(Bop2ndOrder.__getstate__(self), _seed=self._seed, _generator_given=self._generator_given,
                 _generators=dict(self._generators), _init_scaler=self._init_scaler)
-
-PBop._map_device = _map_device
-for _n, _f in dict(state_dict=_pbop_state_dict, load_state_dict=_pbop_load_state_dict, __getstate__=_pbop_getstate).items():
-    setattr(PBop, _n, _f)

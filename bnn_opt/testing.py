@@ -22,9 +22,6 @@ def binary_param(w, # the weights: a list (or nested lists) of -1.0/+1.0
     return p
 
 # %% ../nbs/00b_testing.ipynb #0007
-GRAD_STD = 1e-2   # spread of `random_grads`
-GRAD_MEAN = 2e-3  # and its mean: a bias, so that moving averages grow and weights flip
-
 def random_binary_params(shapes, # the parameters' shapes
                          seed: int = 0, # seeds the draw
                          device=None, # where the parameters live (default: the CPU)
@@ -32,6 +29,10 @@ def random_binary_params(shapes, # the parameters' shapes
     "One parameter of random ±1 per shape, drawn on the CPU from `seed`."
     g = torch.Generator().manual_seed(seed)
     return [torch.nn.Parameter((torch.randint(0, 2, s, generator=g).float() * 2 - 1).to(device)) for s in shapes]
+
+# %% ../nbs/00b_testing.ipynb #0009
+GRAD_STD = 1e-2   # spread of `random_grads`
+GRAD_MEAN = 2e-3  # and its mean: a bias, so that moving averages grow and weights flip
 
 def random_grads(shapes, # the parameters' shapes
                  steps: int, # how many steps of gradients
@@ -42,7 +43,7 @@ def random_grads(shapes, # the parameters' shapes
     g = torch.Generator().manual_seed(seed)
     return [[torch.randn(s, generator=g) * std + mean for s in shapes] for _ in range(steps)]
 
-# %% ../nbs/00b_testing.ipynb #0010
+# %% ../nbs/00b_testing.ipynb #0012
 def run_steps(params, # the parameters
               opt, # their optimizer
               grads, # a list of steps, each a list with one gradient per parameter
@@ -55,6 +56,7 @@ def run_steps(params, # the parameters
         flips.append([int(opt.state[p]['flips']) for p in params])
     return flips
 
+# %% ../nbs/00b_testing.ipynb #0014
 def trajectory(make_opt, # builds the optimizer: make_opt(params, **kw)
                shapes, # the parameters' shapes
                steps: int = 6, # how many steps
@@ -72,13 +74,13 @@ def trajectory(make_opt, # builds the optimizer: make_opt(params, **kw)
         if check: check(opt, ps, before)
     return ps, opt, flips
 
-# %% ../nbs/00b_testing.ipynb #0013
+# %% ../nbs/00b_testing.ipynb #0017
 def save_load(obj):
     "`obj` after `torch.save` and `torch.load(weights_only=True)` through memory."
     buf = io.BytesIO(); torch.save(obj, buf); buf.seek(0)
     return torch.load(buf, weights_only=True)
 
-# %% ../nbs/00b_testing.ipynb #0016
+# %% ../nbs/00b_testing.ipynb #0020
 def tiny_net(seed: int = 0, # seeds the initial weights
              n_in: int = 8, hidden: int = 32, n_out: int = 4,
             ) -> torch.nn.Sequential:
