@@ -114,9 +114,11 @@ class TrainConfig:
     num_workers: int = 4 # ImageNet DataLoader workers
     l2: Optional[float] = None # XNOR-Net's L2 on the real first/last layers (None: bnn_opt.models.XNORNET_L2)
     flip_layers: bool = True # per-layer flip ratio columns in metrics.csv
+    threads: Optional[int] = None # torch's intra-op threads (None: torch's default, recorded in config.json)
+    deterministic: bool = False # deterministic algorithms, cuDNN benchmark off (bit-identical reruns on a GPU)
 
 # %% ../nbs/06a_config.ipynb #0013
-RUNTIME_KEYS = ('device', 'num_workers', 'amp', 'channels_last', 'compile', 'fused')
+RUNTIME_KEYS = ('device', 'num_workers', 'amp', 'channels_last', 'compile', 'fused', 'threads', 'deterministic')
 _RUNTIME_KEYS = RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
 
 # %% ../nbs/06a_config.ipynb #0015
@@ -227,7 +229,8 @@ def _validate(c: TrainConfig):
     _check_int('width', c.width, 1, True, "; leave it unset for the paper's width")
     _check_int('subset', c.subset, 1, True, ": the number of training images to keep; leave it unset for all")
     _check_int('image_size', c.image_size, 1, True); _check_int('num_workers', c.num_workers, 0)
-    for k in ('amp', 'fused', 'compile', 'flip_layers'): check_choice(k, getattr(c, k), (False, True))
+    _check_int('threads', c.threads, 1, True, "; leave it unset for torch's default")
+    for k in ('amp', 'fused', 'compile', 'flip_layers', 'deterministic'): check_choice(k, getattr(c, k), (False, True))
     check_choice('channels_last', c.channels_last, (None, False, True))
     if c.l2 is not None: check_range('l2', c.l2, 0.)
     hyper = optimizer_defaults(c.optimizer)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #0001
 from __future__ import annotations
-import json, os, random, sys, time
+import contextlib, json, os, random, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Optional
@@ -13,9 +13,11 @@ import torch.nn.functional as F
 import torch.distributed as dist
 import inspect
 from .config import (PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, TrainConfig, parse_overrides, resolve_config,
-                            settings_used, config_diff, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS, REAL_OPTIMIZER)
+                            settings_used, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS, REAL_OPTIMIZER)
 from .config import _RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
 from .files import save_atomic, write_csv_atomic, write_json_atomic
+from .runfolder import (RunError, RunInterrupted, StopOnSignals, check_weights_binary, load_checkpoint,
+                               open_run_folder, resume, save_checkpoint)
 from .layers import binary_parameters, clip_latent_weights_, latent_modules
 from .hybrid import HybridOptimizer
 from .schedulers import schedules_from_config
@@ -24,10 +26,9 @@ from .data import get_data, resolve_dataset
 from .metrics import FlipRatio, RunningMean, accuracy
 
 # %% auto #0
-__all__ = ['PROGRESS_EVERY', 'CHECKSUM_SEED', 'CHECKPOINT_KEYS', 'build_model', 'build_optimizer', 'StepRecipe', 'step_recipe',
-           'train_step', 'run_epoch', 'evaluate_batch', 'current_hyperparameters', 'epoch_row', 'setup_distributed',
-           'weights_checksum', 'check_ranks_agree', 'load_checkpoint', 'save_checkpoint', 'resume', 'check_same_config',
-           'Run', 'prepare_run', 'train_epoch', 'train']
+__all__ = ['PROGRESS_EVERY', 'CHECKSUM_SEED', 'build_model', 'build_optimizer', 'StepRecipe', 'step_recipe', 'train_step',
+           'run_epoch', 'evaluate_batch', 'current_hyperparameters', 'epoch_row', 'setup_distributed',
+           'weights_checksum', 'check_ranks_agree', 'runtime_settings', 'Run', 'prepare_run', 'train_epoch', 'train']
 
 # %% ../nbs/07_train.ipynb #0005
 def build_model(c: TrainConfig, num_classes: int, input_size: int = 32):
@@ -152,7 +153,7 @@ def setup_distributed(device: str = 'auto'):
     if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if device.startswith('cuda'):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"Invalid device: `{device}` (CUDA is not available here; use --device cpu)")
+            raise ValueError(f"Invalid device value: `{device}` (CUDA is not available here; use --device cpu)")
         if world > 1 or device == 'cuda': device = f'cuda:{local if world > 1 else torch.cuda.current_device()}'
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -172,56 +173,36 @@ def weights_checksum(model) -> torch.Tensor:
     return tot
 
 def check_ranks_agree(model, epoch: int, device) -> Optional[list]:
-    "Every rank's checksum of its binary weights (None when not distributed); RuntimeError if they differ."
+    "Every rank's checksum of its binary weights (None when not distributed); RunError if they differ."
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return None
     cs = weights_checksum(model).to(device)
     sums = [torch.zeros_like(cs) for _ in range(dist.get_world_size())]
     dist.all_gather(sums, cs)
     sums = [s.item() for s in sums]
     if any(s != sums[0] for s in sums):
-        raise RuntimeError(f"Binary weights diverged across ranks at epoch {epoch}: checksums {sums}")
+        raise RunError(f"Binary weights diverged across ranks at epoch {epoch}: checksums {sums}")
     return sums
 
 # %% ../nbs/07_train.ipynb #0023
-CHECKPOINT_KEYS = ('model', 'optimizer', 'schedulers', 'epoch', 'rows', 'config')
-
-def load_checkpoint(path):
-    "Load a checkpoint with a clear error when it is corrupt or incomplete."
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"Checkpoint `{path}` is corrupt or unreadable ({type(e).__name__}: {str(e)[:200]}). "
-                           "Delete it to restart this run from scratch, or point --out to a new folder.") from e
-    missing = set(CHECKPOINT_KEYS) - set(ck if isinstance(ck, dict) else {})
-    if missing:
-        raise RuntimeError(f"Checkpoint `{path}` is incomplete (missing {sorted(missing)}). "
-                           "Delete it to restart this run from scratch, or point --out to a new folder.")
-    return ck
-
-def save_checkpoint(path, model, opt, scheds, epoch: int, rows: list, seconds: float, cfg: dict):
-    "Everything a resumed run needs, atomically."
-    save_atomic(dict(model=model.state_dict(), optimizer=opt.state_dict(), schedulers=scheds.state_dict(),
-                     epoch=epoch, rows=rows, seconds=seconds, config=cfg, rng=dict(torch=torch.get_rng_state())), path)
-
-def resume(path, model, opt, scheds) -> tuple:
-    "Load the checkpoint at `path` into the run's objects; (rows, epochs done, seconds)."
-    ck = load_checkpoint(path)
-    model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); scheds.load_state_dict(ck['schedulers'])
-    torch.set_rng_state(ck['rng']['torch'])
-    return ck['rows'], ck['epoch'], ck.get('seconds', 0.0)
-
-# %% ../nbs/07_train.ipynb #0026
 def _versions():
     import torchvision
     return dict(torch=torch.__version__, torchvision=torchvision.__version__, python=sys.version.split()[0])
 
-def check_same_config(out: Path, c: TrainConfig):
-    "A folder holds one run: refuse to resume a run whose settings differ (among those it reads, `settings_used`)."
-    f = out / 'config.json'
-    if not f.exists(): return
-    diff = config_diff(json.loads(f.read_text()).get('config', {}), c)
-    if diff:
-        raise ValueError(f"`{out}` holds a run with other settings {diff} (old, new). "
-                         "Use another --out folder for a new run, or delete this one.")
+@contextlib.contextmanager
+def runtime_settings(c: TrainConfig):
+    "torch's thread count and deterministic mode as `c` asks, restored afterwards."
+    cudnn = torch.backends.cudnn
+    old = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic
+    try:
+        if c.threads: torch.set_num_threads(c.threads)
+        if c.deterministic:
+            os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # cuBLAS needs it for deterministic matrix products
+            torch.use_deterministic_algorithms(True)
+            cudnn.benchmark, cudnn.deterministic = False, True
+        yield
+    finally:
+        torch.set_num_threads(old[0]); torch.use_deterministic_algorithms(old[1])
+        cudnn.benchmark, cudnn.deterministic = old[2], old[3]
 
 def _write_csv(rows, path): return write_csv_atomic(path, rows)  # old name, imported by bnn_opt.reproduce
 
@@ -244,7 +225,7 @@ def _tensorboard(out: Path):
         return SummaryWriter(str(out / 'tb'))
     except Exception: return None
 
-# %% ../nbs/07_train.ipynb #0028
+# %% ../nbs/07_train.ipynb #0026
 @dataclass
 class Run:
     "Everything `train` builds before its first epoch."
@@ -268,11 +249,10 @@ class Run:
     tensorboard: object = None # a SummaryWriter on rank 0 when tensorboard is installed
     rank_checksums: Optional[list] = None # the latest `check_ranks_agree` under DDP
 
-# %% ../nbs/07_train.ipynb #0029
+# %% ../nbs/07_train.ipynb #0027
 def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=print) -> Run:
     "Data, model, optimizer, schedules and recipe of `c`, resumed from `out/checkpoint.pt` if there is one."
-    dataset, data, msg = resolve_dataset(c.dataset, c.data)
-    if msg: say(msg)
+    dataset, data, _ = resolve_dataset(c.dataset, c.data)  # DataUnavailableError if it can be neither found nor downloaded
     torch.manual_seed(c.seed); random.seed(c.seed)
     bundle = get_data(dataset, data, batch_size=c.batch_size // world, device=device, seed=c.seed, rank=rank,
                       world_size=world, subset=c.subset, image_size=c.image_size, num_workers=c.num_workers)
@@ -283,16 +263,19 @@ def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=pr
     rows, start, seconds = [], 0, 0.0
     if (out / 'checkpoint.pt').exists():
         rows, start, seconds = resume(out / 'checkpoint.pt', model, opt, scheds)
+        if start > c.epochs:
+            raise ValueError(f"`{out}` holds {start} trained epochs: --epochs {c.epochs} cannot shorten the run; "
+                             "use another --out folder")
+        check_weights_binary(model, f"in the checkpoint of epoch {start}")
         say(f"{out}: resuming after epoch {start} of {c.epochs}")
     net = model
     if world > 1: net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
     if c.compile: net = torch.compile(net)
-    amp = c.amp if c.amp is not None else device.type == 'cuda'
     flips = FlipRatio(opt, model) if isinstance(opt, HybridOptimizer) else None
     return Run(c, out, rank, world, device, dataset, bundle, (1, 5) if dataset == 'imagenet' else (1,), model, net, opt, scheds,
-               step_recipe(model, amp), flips, rows, start, seconds)
+               step_recipe(model, c.amp), flips, rows, start, seconds)
 
-# %% ../nbs/07_train.ipynb #0030
+# %% ../nbs/07_train.ipynb #0028
 def _write_run_info(run: Run):
     "config.json: the settings, the data, the device, the model's size and the library versions."
     c, b = run.config, run.bundle
@@ -301,11 +284,13 @@ def _write_run_info(run: Run):
         world_size=run.world, device=str(run.device),
         device_name=torch.cuda.get_device_name(run.device) if run.device.type == 'cuda' else 'cpu',
         n_train=b.n_train, n_test=b.n_test, steps_per_epoch=len(b.train), model_stats=model_stats(run.model),
-        versions=_versions()))
+        torch_threads=torch.get_num_threads(), versions=_versions()))
 
-# %% ../nbs/07_train.ipynb #0032
+# %% ../nbs/07_train.ipynb #0030
 def train_epoch(run: Run, epoch: int, # 0-based
-                progress: bool = False) -> dict:
+                progress: bool = False,
+                saving=contextlib.nullcontext, # a context for the checkpoint's writing (e.g. one that defers signals)
+               ) -> dict:
     "Train and evaluate one epoch, check it, checkpoint it; returns its metrics.csv row."
     c, t0 = run.config, time.perf_counter()
     run.bundle.train.set_epoch(epoch)
@@ -325,9 +310,11 @@ def train_epoch(run: Run, epoch: int, # 0-based
     dt = time.perf_counter() - t0
     run.seconds += dt; row['epoch_seconds'] = dt
     _check_nonfinite(run.opt, epoch)
+    check_weights_binary(run.model, f"after epoch {epoch + 1}")
     run.rows.append(row)
     run.rank_checksums = check_ranks_agree(run.model, epoch + 1, run.device)
-    if run.rank == 0: _save_epoch(run, epoch + 1, row)
+    if run.rank == 0:
+        with saving(): _save_epoch(run, epoch + 1, row)
     return row
 
 def _save_epoch(run: Run, epoch: int, row: dict):
@@ -340,7 +327,7 @@ def _save_epoch(run: Run, epoch: int, row: dict):
             if k != 'epoch': run.tensorboard.add_scalar(k, v, epoch)
         run.tensorboard.flush()
 
-# %% ../nbs/07_train.ipynb #0033
+# %% ../nbs/07_train.ipynb #0031
 def _summary(run: Run) -> dict:
     "summary.json of a complete run."
     c, rows, s = run.config, run.rows, run.seconds
@@ -356,7 +343,15 @@ def _epoch_line(row: dict, epochs: int) -> str:
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | flips {row['flip_ratio']:.2e} | "
             f"{row['epoch_seconds']:.1f}s")
 
-# %% ../nbs/07_train.ipynb #0035
+# %% ../nbs/07_train.ipynb #0033
+def _start_invocation(run: Run, say):
+    "Rank 0, before the first epoch of this invocation: config.json, TensorBoard, and a stale summary removed."
+    _write_run_info(run); run.tensorboard = _tensorboard(run.out)
+    stale = run.out / 'summary.json'
+    if stale.exists():  # a finished run being extended: it is not complete until its new last epoch
+        say(f"{run.out}: extending the finished {len(run.rows)}-epoch run to {run.config.epochs} epochs")
+        stale.unlink()
+
 def train(config: TrainConfig, # resolved settings (see `resolve_config`)
           out, # the run's folder: config.json, metrics.csv, checkpoint.pt, summary.json
           progress: Optional[bool] = None, # progress bar (None: when stderr is a terminal)
@@ -364,27 +359,26 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
           log=print) -> dict:
     "Train `config`, resuming from `out`'s checkpoint; returns the summary (partial if stopped early)."
     c, out = config, Path(out)
-    rank, world, device = setup_distributed(c.device)
-    say = log if rank == 0 else (lambda *a, **k: None)
-    if c.batch_size % world:
-        raise ValueError(f"Invalid batch_size: `{c.batch_size}` (must be divisible by the {world} ranks)")
-    out.mkdir(parents=True, exist_ok=True)
-    check_same_config(out, c)
-    if (out / 'summary.json').exists():
-        s = json.loads((out / 'summary.json').read_text())
-        if s.get('complete'):
-            say(f"{out}: already complete (best test acc {s['best_test_acc']:.4f}); nothing to do")
-            return s
-    run = prepare_run(c, out, rank, world, device, say)
-    if rank == 0: _write_run_info(run); run.tensorboard = _tensorboard(out)
-    show = progress if progress is not None else (sys.stderr.isatty() and rank == 0)
-    for done_now, epoch in enumerate(range(run.start, c.epochs), 1):
-        say(_epoch_line(train_epoch(run, epoch, show), c.epochs))
-        if stop_after is not None and done_now >= stop_after and epoch + 1 < c.epochs:
-            if world > 1: dist.barrier()
-            say(f"{out}: stopped after epoch {epoch + 1} (--stop-after); rerun the same command to resume")
-            return dict(complete=False, epochs=epoch + 1)
-    summary = _summary(run)
-    if rank == 0: write_json_atomic(out / 'summary.json', summary)
-    if world > 1: dist.barrier()
-    return summary
+    with StopOnSignals() as stop, runtime_settings(c):
+        rank, world, device = setup_distributed(c.device)
+        say = log if rank == 0 else (lambda *a, **k: None)
+        if c.batch_size % world:
+            raise ValueError(f"Invalid batch_size value: `{c.batch_size}` (must be divisible by the {world} ranks)")
+        if (done := open_run_folder(out, c)) is not None:
+            say(f"{out}: already complete (best test acc {done['best_test_acc']:.4f}); nothing to do")
+            return done
+        run = prepare_run(c, out, rank, world, device, say)
+        if rank == 0: _start_invocation(run, say)
+        show = progress if progress is not None else (sys.stderr.isatty() and rank == 0)
+        for done_now, epoch in enumerate(range(run.start, c.epochs), 1):
+            stop.epoch = epoch + 1
+            say(_epoch_line(train_epoch(run, epoch, show, stop.deferred), c.epochs))
+            if stop_after is not None and done_now >= stop_after and epoch + 1 < c.epochs:
+                if world > 1: dist.barrier()
+                say(f"{out}: stopped after epoch {epoch + 1} (--stop-after); rerun the same command to resume")
+                return dict(complete=False, epochs=epoch + 1)
+        summary = _summary(run)
+        if rank == 0:
+            with stop.deferred(): write_json_atomic(out / 'summary.json', summary)
+        if world > 1: dist.barrier()
+        return summary
