@@ -130,3 +130,8 @@ def main(argv=None) -> int:
         print(f"bnn-opt {a.command}: {e}", file=sys.stderr); return e.exit_code
     except KeyboardInterrupt:
         print(f"bnn-opt {a.command}: interrupted", file=sys.stderr); return 130
+
+# %% ../nbs/09_cli.ipynb #0016
+#| eval: false
+if __name__ == '__main__':  # python -m bnn_opt.cli (what torchrun and the reproduction's runner launch)
+    sys.exit(main())
