@@ -5,18 +5,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch is pinned for reproducibility; override e.g. TORCH_SPEC="torch torchvision"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# machines without an NVIDIA GPU: `make install TORCH=cpu` takes torch's CPU build from PyTorch's own wheel index
+# (a few hundred MB instead of the CUDA build's ~6 GB); the default takes PyPI's build (with CUDA on Linux x86-64)
+TORCH ?= default
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test export-check nbtest pytest quick bench clean-results readme docs
+.PHONY: install test export-check nbtest pytest quick bench readme docs
 
 $(VENV)/.installed: settings.ini setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q $(TORCH_SPEC) $(if $(filter cpu,$(TORCH)),--index-url $(TORCH_CPU_INDEX))
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# then `source .venv/bin/activate` puts bnn-opt, nbdev_test and pytest on PATH (the targets below call .venv/bin/ directly)
 install: $(VENV)/.installed
+	@echo "installed in $(VENV): run 'source $(VENV)/bin/activate' to use bnn-opt"
 
 # bnn_opt/ must be exactly what nbdev_export makes of nbs/, and the notebooks must be stored clean
 export-check: install
