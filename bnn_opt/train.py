@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 import torch.distributed as dist
 import inspect
-from .config import (PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, TrainConfig, parse_overrides, resolve_config,
-                            settings_used, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS, REAL_OPTIMIZER)
-from .config import _RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
-from .files import save_atomic, write_csv_atomic, write_json_atomic
-from .runfolder import (RunError, RunInterrupted, StopOnSignals, check_weights_binary, load_checkpoint,
-                               open_run_folder, resume, save_checkpoint)
+from .config import (TrainConfig, resolve_config, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS,
+                            REAL_OPTIMIZER)
+from .files import write_csv_atomic, write_json_atomic
+from .runfolder import RunError, StopOnSignals, check_weights_binary, open_run_folder, resume, save_checkpoint
+# the settings' and the run folder's public names, importable from here as before they had modules of their own
+from .config import PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, _RUNTIME_KEYS, parse_overrides, settings_used
+from .files import save_atomic
+from .runfolder import RunInterrupted, load_checkpoint
 from .layers import binary_parameters, clip_latent_weights_, latent_modules
 from .hybrid import HybridOptimizer
 from .schedulers import schedules_from_config
