@@ -4,17 +4,19 @@
 
 # %% ../nbs/09_cli.ipynb #0001
 from __future__ import annotations
-import argparse, sys
+import argparse, signal, sys
+from typing import Optional
 from .config import PRESETS, parse_overrides, resolve_config
 from .data import DATASETS, DataUnavailableError
 from .export import evaluate_file, export_onnx, export_packed
 from .models import BASE_WIDTHS, MODELS, NORMS
-from .reproduce import add_parser as add_reproduce_parser
+from .design import SCALES, TABLES
+from .reproduce import display_command, reproduce
 from .runfolder import RunError, RunInterrupted
 from .train import train
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'cmd_train', 'cmd_export', 'cmd_evaluate', 'parser', 'main']
+__all__ = ['USER_ERRORS', 'cmd_train', 'cmd_export', 'cmd_evaluate', 'cmd_reproduce', 'parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #0004
 # what bad input, or a run that stops itself with an explanation, raises: one line on stderr, exit status 2
@@ -113,11 +115,53 @@ def cmd_evaluate(a) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #0012
+def _reproduce_parser(sub):
+    p = sub.add_parser('reproduce', help="train a paper table's runs and build the table (papermill)", description=
+        "Reproduce a table of the thesis/paper: train its grid of runs (skipping finished ones, resuming interrupted "
+        "ones), execute reproduce/<table>.ipynb with papermill, and write DIR/<table>.{ipynb,csv,md,png} and DIR/REPORT.md.")
+    p.add_argument('table', choices=[*TABLES, 'all'], help='which table (all: every one)')
+    p.add_argument('--scale', default='quick', choices=list(SCALES), help='quick (default, minutes, embedded data), cpu (full CIFAR-10, about 2 h on 2 cores), paper or tiny')
+    p.add_argument('--out', required=True, metavar='DIR', help='results folder (runs in DIR/runs/<run_id>)')
+    p.add_argument('--device', default=None, help='--device of every run (default: auto; cuda with --gpus)')
+    p.add_argument('--data', default=None, metavar='PATH', help='CIFAR-10 folder (train/, test/); for the imagenet table alone, the ImageNet folder')
+    p.add_argument('--imagenet-data', default=None, metavar='PATH', help='ImageNet folder (train/, val/)')
+    p.add_argument('--gpus', default=None, help='comma-separated GPU indices: one run per GPU; paper ImageNet runs use torchrun over all')
+    p.add_argument('--jobs', type=int, default=None, help="parallel CPU runs (default: the scale's, 1 but 2 at cpu scale; 0: in this process)")
+    p.add_argument('--threads', type=int, default=None, help='torch threads per CPU run (default: 1 below paper scale)')
+    p.add_argument('--epochs', type=int, default=None, help="epochs of every run (default: the scale's)")
+    p.add_argument('--seeds', default=None, help="comma-separated seeds (default: the scale's per table, see SCALES)")
+    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='a setting added to every run that reads it')
+    p.add_argument('--label', default=None, help="the data set's name in the tables (default: from the runs)")
+    p.add_argument('--runs-only', action='store_true', help='train the runs, execute no notebook')
+    p.add_argument('--notebooks', default=None, metavar='DIR', help='folder of the table notebooks (default: reproduce/)')
+    p.set_defaults(func=cmd_reproduce)
+    return p
+
+# %% ../nbs/09_cli.ipynb #0013
+def _ints(s: Optional[str], what: str) -> Optional[list]:
+    if s is None: return None
+    try: return [int(x) for x in str(s).split(',') if x.strip() != '']
+    except ValueError: raise ValueError(f"Invalid {what} value: `{s}` (expected comma-separated integers, e.g. 0,1,2)") from None
+
+_SHOWN = ('data', 'imagenet_data', 'label', 'epochs', 'seeds', 'gpus', 'jobs', 'threads', 'device')  # options named in REPORT.md
+
+def cmd_reproduce(a) -> int:
+    "`bnn-opt reproduce`: the parsed arguments to `reproduce`."
+    try: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated runner stops its runs (checkpoints stay)
+    except (ValueError, AttributeError): pass  # not the main thread / no SIGTERM
+    argv = [a.table, '--scale', a.scale, '--out', str(a.out)] + sum(
+        ([f"--{k.replace('_', '-')}", str(v)] for k, v in vars(a).items() if k in _SHOWN and v is not None), [])
+    return reproduce(a.table, a.out, a.scale, data=a.data, imagenet_data=a.imagenet_data, gpus=_ints(a.gpus, '--gpus'),
+                     jobs=a.jobs, threads=a.threads, device=a.device, epochs=a.epochs, seeds=_ints(a.seeds, '--seeds'),
+                     overrides=parse_overrides(a.overrides), label=a.label, runs_only=a.runs_only,
+                     notebooks=a.notebooks, command=display_command(argv))
+
+# %% ../nbs/09_cli.ipynb #0015
 def parser() -> argparse.ArgumentParser:
     "The `bnn-opt` argument parser with its four commands."
     ap = _Parser(prog='bnn-opt', description='Bit-flip optimizers for binarized neural networks.')
     sub = ap.add_subparsers(dest='command', required=True, parser_class=_Parser)
-    _train_parser(sub); add_reproduce_parser(sub); _export_parser(sub); _evaluate_parser(sub)
+    _train_parser(sub); _reproduce_parser(sub); _export_parser(sub); _evaluate_parser(sub)
     return ap
 
 def main(argv=None) -> int:
@@ -131,7 +175,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"bnn-opt {a.command}: interrupted", file=sys.stderr); return 130
 
-# %% ../nbs/09_cli.ipynb #0016
+# %% ../nbs/09_cli.ipynb #0020
 #| eval: false
 if __name__ == '__main__':  # python -m bnn_opt.cli (what torchrun and the reproduction's runner launch)
     sys.exit(main())

@@ -7,13 +7,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from typing import Optional
-from .config import PRESETS, IMAGENET_EPOCHS, resolve_config
+from dataclasses import fields
+from .config import PRESETS, IMAGENET_EPOCHS, TrainConfig, resolve_config, settings_used
 
 # %% auto #0
-__all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'GRIDS', 'FAKE_IMAGENET',
-           'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs', 'compress_schedules', 'check_scale', 'scaled_config',
-           'config_of', 'make_run', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10',
-           'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
+__all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS', 'GRIDS',
+           'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs', 'compress_schedules', 'check_scale',
+           'scaled_config', 'config_of', 'make_run', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers',
+           'grid_cifar10', 'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
 
 # %% ../nbs/08a_design.ipynb #0005
 TABLES = ('bias_norm', 'ablation', 'schedulers', 'cifar10', 'imagenet', 'pbop')
@@ -123,6 +124,8 @@ def scaled_config(preset: str, # a name in PRESETS
 _SHORT = dict(threshold='t', gamma='g', sigma='sig', bias_correction='bc', scaler='scaler', norm='norm',
               epochs='ep', lr='lr', batch_size='bs')
 
+TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+
 def config_of(kwargs: dict):
     "The resolved `TrainConfig` of a run's kwargs."
     kw = dict(kwargs); preset = kw.pop('preset', None)
@@ -138,7 +141,7 @@ def make_run(preset: str, # a name in PRESETS
              epochs: Optional[int] = None, # None: the scale's
              data: Optional[str] = None, # dataset folder (see `scaled_config`)
              tag: Optional[str] = None, # name part for non-scalar overrides (schedules)
-             overrides: Optional[dict] = None, # settings added to every run, not part of the name (e.g. fused)
+             overrides: Optional[dict] = None, # settings added to the run if it reads them, not part of the name (e.g. fused)
              fixed_epochs: Optional[int] = None, # a table's own epoch count when `epochs` is None (named `ep_N`)
              **settings, # the table's own settings (threshold=..., norm=...)
             ) -> tuple:
@@ -155,7 +158,9 @@ def make_run(preset: str, # a name in PRESETS
             continue
         parts.append(f"{_SHORT.get(k, k)}_{_fmt_value(v)}")
     if tag: parts.append(tag)
-    kwargs = {**base, **diff, **(overrides or {}), 'seed': int(seed)}
+    kwargs = {**base, **diff, 'seed': int(seed)}
+    used = settings_used(config_of(kwargs))  # an override reaches the runs that read it (fused: not Adam's)
+    kwargs.update({k: v for k, v in (overrides or {}).items() if k in used or k not in TRAIN_FIELDS})
     config_of(kwargs)  # validate now, not in the subprocess
     return '-'.join(parts + [f"s{seed}"]), kwargs
 

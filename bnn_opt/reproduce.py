@@ -4,43 +4,18 @@
 
 # %% ../nbs/08_reproduce.ipynb #0001
 from __future__ import annotations
-import argparse, os, shlex, signal, sys, time
+import os, shlex, sys, time
 from pathlib import Path
 from typing import Optional
-from .config import parse_overrides
 from .design import SCALES, TABLES, check_scale, grid
 from .runner import dedup_runs, run_grid
 from .results import fake_imagenet
 from .report import execute_table, notebook_parameters, write_report
 
 # %% auto #0
-__all__ = ['add_parser', 'missing_data', 'display_command', 'reproduce', 'cmd_reproduce', 'main']
+__all__ = ['missing_data', 'display_command', 'reproduce']
 
-# %% ../nbs/08_reproduce.ipynb #0005
-def add_parser(sub):
-    "Register `reproduce` on the subparsers of `bnn-opt`."
-    p = sub.add_parser('reproduce', help="train a paper table's runs and build the table (papermill)", description=
-        "Reproduce a table of the thesis/paper: train its grid of runs (skipping finished ones, resuming interrupted "
-        "ones), execute reproduce/<table>.ipynb with papermill, and write DIR/<table>.{ipynb,csv,md,png} and DIR/REPORT.md.")
-    p.add_argument('table', choices=[*TABLES, 'all'], help='which table (all: every one)')
-    p.add_argument('--scale', default='quick', choices=list(SCALES), help='quick (default, minutes, embedded data), cpu (full CIFAR-10, about 2 h on 2 cores), paper or tiny')
-    p.add_argument('--out', required=True, metavar='DIR', help='results folder (runs in DIR/runs/<run_id>)')
-    p.add_argument('--device', default=None, help='--device of every run (default: auto; cuda with --gpus)')
-    p.add_argument('--data', default=None, metavar='PATH', help='CIFAR-10 folder (train/, test/); for the imagenet table alone, the ImageNet folder')
-    p.add_argument('--imagenet-data', default=None, metavar='PATH', help='ImageNet folder (train/, val/)')
-    p.add_argument('--gpus', default=None, help='comma-separated GPU indices: one run per GPU; paper ImageNet runs use torchrun over all')
-    p.add_argument('--jobs', type=int, default=None, help="parallel CPU runs (default: the scale's, 1 but 2 at cpu scale; 0: in this process)")
-    p.add_argument('--threads', type=int, default=None, help='torch threads per CPU run (default: 1 below paper scale)')
-    p.add_argument('--epochs', type=int, default=None, help="epochs of every run (default: the scale's)")
-    p.add_argument('--seeds', default=None, help="comma-separated seeds (default: the scale's per table, see SCALES)")
-    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='a setting added to every run')
-    p.add_argument('--label', default=None, help="the data set's name in the tables (default: from the runs)")
-    p.add_argument('--runs-only', action='store_true', help='train the runs, execute no notebook')
-    p.add_argument('--notebooks', default=None, metavar='DIR', help='folder of the table notebooks (default: reproduce/)')
-    p.set_defaults(func=cmd_reproduce)
-    return p
-
-# %% ../nbs/08_reproduce.ipynb #0006
+# %% ../nbs/08_reproduce.ipynb #0004
 def _abs(p): return str(Path(p).resolve()) if p else None
 
 def missing_data(scale: str, tables: list, data, imagenet_data) -> Optional[str]:
@@ -60,7 +35,7 @@ def display_command(argv: list, prog: str = 'bnn-opt reproduce') -> str:
     "The command line for a report: each absolute path shown as <its folder name>, so no machine path is written."
     return ' '.join([prog] + [f"<{Path(x).name}>" if os.path.isabs(x) else shlex.quote(x) for x in argv])
 
-# %% ../nbs/08_reproduce.ipynb #0007
+# %% ../nbs/08_reproduce.ipynb #0005
 def _run_notebooks(tables, out: Path, common: dict, device, label, notebooks, log) -> dict:
     "Execute each table's notebook on the finished runs (no training); table -> error of those that failed."
     errors = {}
@@ -75,7 +50,7 @@ def _run_notebooks(tables, out: Path, common: dict, device, label, notebooks, lo
             log(f"notebook {t}: FAILED: {errors[t]}")
     return errors
 
-# %% ../nbs/08_reproduce.ipynb #0008
+# %% ../nbs/08_reproduce.ipynb #0006
 def reproduce(table: str, # one of TABLES, or 'all'
               out, # the results folder: runs in out/runs/<run_id>, tables and REPORT.md in out
               scale: str = 'quick', # see SCALES
@@ -128,37 +103,3 @@ def reproduce(table: str, # one of TABLES, or 'all'
         for t, e in errors.items(): log(f"  table {t}: {e}")
     log(f"Report: {report}")
     return 1 if failed or errors else 0
-
-# %% ../nbs/08_reproduce.ipynb #0009
-def _ints(s: Optional[str], what: str) -> Optional[list]:
-    if s is None: return None
-    try: return [int(x) for x in str(s).split(',') if x.strip() != '']
-    except ValueError: raise SystemExit(f"bnn-opt reproduce: invalid {what} `{s}` (expected e.g. 0,1,2)")
-
-_SHOWN = ('data', 'imagenet_data', 'label', 'epochs', 'seeds', 'gpus', 'jobs', 'threads', 'device')  # options named in REPORT.md
-
-def cmd_reproduce(a) -> int:
-    "`bnn-opt reproduce`: the parsed arguments to `reproduce`."
-    try: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated runner stops its runs (checkpoints stay)
-    except (ValueError, AttributeError): pass  # not the main thread / no SIGTERM
-    argv = getattr(a, 'argv', None) or [a.table, '--scale', a.scale, '--out', str(a.out)] + sum(
-        ([f"--{k.replace('_', '-')}", str(v)] for k, v in vars(a).items() if k in _SHOWN and v is not None), [])
-    return reproduce(a.table, a.out, a.scale, data=a.data, imagenet_data=a.imagenet_data, gpus=_ints(a.gpus, '--gpus'),
-                     jobs=a.jobs, threads=a.threads, device=a.device, epochs=a.epochs, seeds=_ints(a.seeds, '--seeds'),
-                     overrides=parse_overrides(a.overrides), label=a.label, runs_only=a.runs_only,
-                     notebooks=a.notebooks, command=display_command(argv))
-
-# %% ../nbs/08_reproduce.ipynb #0010
-def main(argv=None) -> int:
-    "`python -m bnn_opt.reproduce ...`: the same as `bnn-opt reproduce ...`."
-    p = add_parser(argparse.ArgumentParser().add_subparsers())
-    p.prog = 'python -m bnn_opt.reproduce'
-    argv = list(sys.argv[1:] if argv is None else argv)
-    a = p.parse_args(argv)
-    a.argv = argv
-    return a.func(a)
-
-# %% ../nbs/08_reproduce.ipynb #0011
-#| eval: false
-if __name__ == '__main__':
-    sys.exit(main())

@@ -40,6 +40,7 @@ def train_command(kwargs: dict, # a run's settings
                   out, # its folder
                   device: Optional[str] = None, # --device
                   nproc: int = 1, # > 1: torchrun with this many processes
+                  threads: Optional[int] = None, # --threads (torch threads of a CPU run)
                  ) -> list:
     "The argv that trains (or resumes) one run."
     if nproc > 1:
@@ -51,6 +52,7 @@ def train_command(kwargs: dict, # a run's settings
     for k, v in kwargs.items():
         if k not in _FLAGS and k != 'preset': cmd += ['--set', f"{k}={json.dumps(v)}"]
     if device: cmd += ['--device', device]
+    if threads: cmd += ['--threads', str(threads)]
     return cmd + ['--no-progress', '--out', str(out)]
 
 # %% ../nbs/08b_runner.ipynb #0010
@@ -172,7 +174,7 @@ def _launch_all(queue, root, outcomes, jobs, gpus, device, threads, log):
     def start(rid, kw, slot_ids, nproc):
         nonlocal k
         d = root / rid; d.mkdir(parents=True, exist_ok=True); k += 1
-        cmd = train_command(kw, d, device or ('cuda' if gpus else None), nproc)
+        cmd = train_command(kw, d, device or ('cuda' if gpus else None), nproc, threads=None if gpus else threads)
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         src = str(Path(__file__).resolve().parent.parent)  # this bnn_opt first, whatever the cwd
         env['PYTHONPATH'] = src + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')

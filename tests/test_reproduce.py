@@ -83,7 +83,7 @@ def test_notebook_smoke(table, shared):
 
 
 def _runner(out, *extra):
-    return [sys.executable, '-m', 'bnn_opt.reproduce', 'schedulers', '--scale', 'tiny', '--out', str(out), *extra]
+    return [sys.executable, '-m', 'bnn_opt.cli', 'reproduce', 'schedulers', '--scale', 'tiny', '--out', str(out), *extra]
 
 
 def test_resume_after_kill(tmp_path):
