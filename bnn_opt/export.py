@@ -91,23 +91,28 @@ def model_spec(model: nn.Module, # a network from `bnn_opt.models` (BinaryNet, X
 
 # %% ../nbs/10_export.ipynb #0015
 class SignThreshold(nn.Module):
-    "sign(BN(x)) of a folded batch norm: +1 where `direction` * x >= `threshold`, else -1 (per channel, dim 1)."
-    def __init__(self, threshold: torch.Tensor, # (C,) float32, in units of direction * x; ±inf for a constant output
-                 direction: torch.Tensor, # (C,) +1 (the batch norm's scale >= 0) or -1 (scale < 0)
+    "sign(BN(x)) of a folded batch norm: +1 where (x >= `threshold`) != `flip`, else -1 (per channel, dim 1)."
+    def __init__(self, threshold: torch.Tensor, # (C,) float32; ±inf for a constant output
+                 flip: torch.Tensor, # (C,) bool: True where the batch norm's scale is negative
                 ):
         super().__init__()
         self.register_buffer('threshold', threshold.detach().float().clone())
-        self.register_buffer('direction', direction.detach().float().clone())
-        self.flip = bool((self.direction < 0).any())
+        self.register_buffer('flip', flip.detach().bool().clone())
+        # computed as sign(s (x - c)) with sign(0) = +1: c = threshold, s = +1; flipped, x < u is x <= the float below u
+        c = torch.where(self.flip, torch.nextafter(self.threshold, torch.tensor(-math.inf)), self.threshold)
+        self.register_buffer('offset', c, persistent=False)
+        self.register_buffer('scale', torch.where(self.flip, -1., 1.), persistent=False)
+        self.any_flip = bool(self.flip.any())
 
     def forward(self, x):
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        if self.flip: x = x * self.direction.view(shape)  # exact: a sign change
-        return torch.ge(x, self.threshold.view(shape)).to(x.dtype).mul_(2).sub_(1)
+        d = x - self.offset.view(shape)  # IEEE: 0 exactly when x equals the offset, the sign right otherwise
+        if self.any_flip: d = d.mul_(self.scale.view(shape))
+        return d.sign_().mul_(2).add_(1).sign_()  # sign with sign(0) = +1, as bnn_opt.quantizers
 
-    def extra_repr(self): return f"{len(self.threshold)}, flipped={int((self.direction < 0).sum())}"
+    def extra_repr(self): return f"{len(self.threshold)}, flipped={int(self.flip.sum())}"
 
-# %% ../nbs/10_export.ipynb #0017
+# %% ../nbs/10_export.ipynb #0018
 _MAX_KEY = 0x7F7FFFFF  # the bit pattern of the largest finite float32
 
 def _key_float(k: torch.Tensor) -> torch.Tensor:
@@ -132,39 +137,38 @@ def smallest_true(pred, # float32 (C,) -> bool (C,), non-decreasing in its argum
     t = torch.where(last, _key_float(hi), torch.tensor(math.inf))
     return torch.where(first, torch.tensor(-math.inf), t)
 
-# %% ../nbs/10_export.ipynb #0019
-def _bn_probe(bn: _BatchNorm, t: torch.Tensor, s: torch.Tensor, ndim: int) -> torch.Tensor:
+# %% ../nbs/10_export.ipynb #0020
+def _bn_probe(bn: _BatchNorm, t: torch.Tensor) -> torch.Tensor:
     "(P, C) inputs for checking a fold: integers in [-1024, 1024], random values, and the floats next to each threshold."
     C, g = len(t), torch.Generator().manual_seed(0)
     ints = torch.arange(-1024., 1025.)[:, None].expand(-1, C)
-    scale = bn.running_var.float().add(bn.eps).sqrt()
-    rand = bn.running_mean.float() + scale * 4 * torch.randn(512, C, generator=g)
-    tk = _float_key(torch.where(t.isfinite(), t, 0.) * s)  # the threshold in x units
-    near = _key_float(tk + torch.arange(-8, 9)[:, None])
+    scale = bn.running_var.cpu().add(bn.eps).sqrt()
+    rand = bn.running_mean.cpu() + scale * 4 * torch.randn(512, C, generator=g)
+    tk = _float_key(torch.where(t.isfinite(), t, 0.))
+    near = _key_float((tk + torch.arange(-8, 9)[:, None]).clamp(-_MAX_KEY, _MAX_KEY))
     return torch.cat([ints, rand, near, near.round()])
 
 @torch.no_grad()
 def fold_batchnorm_sign(bn: nn.Module, # a batch norm (BatchNorm1d/2d, BatchNormNoScale) in eval mode
                         ndim: int = 4, # rank of its input: 4 (N, C, H, W) or 2 (N, C)
                        ) -> SignThreshold|None:
-    "A `SignThreshold` equal to sign(bn(x)) for every float32 x, or None when `bn` cannot be folded exactly."
-    if not isinstance(bn, _BatchNorm) or bn.training or bn.running_mean is None: return None
-    C = bn.num_features
-    w = bn.weight.float() if bn.weight is not None else torch.ones(C)
-    b = bn.bias.float() if bn.bias is not None else torch.zeros(C)
-    stats = torch.cat([w, b, bn.running_mean.float(), bn.running_var.float()])
-    if not stats.isfinite().all() or (bn.running_var.float() + bn.eps <= 0).any(): return None
-    s = torch.where(w < 0, -1., 1.)
-    shape = (1, C) + (1,) * (ndim - 2)
-    bn_sign = lambda x: _sign(bn(x.view(shape).to(bn.running_mean.dtype))).view(C) > 0
-    t = smallest_true(lambda y: bn_sign(s * y), C)
-    st = SignThreshold(t, s)
-    probe = _bn_probe(bn, t, s, ndim)  # (P, C)
+    "A `SignThreshold` equal to sign(bn(x)) for every float32 x (on bn's device), or None when `bn` cannot be folded exactly."
+    if not isinstance(bn, _BatchNorm) or bn.training or bn.running_mean is None or bn.running_mean.dtype != torch.float32: return None
+    C, dev = bn.num_features, bn.running_mean.device
+    w = bn.weight.detach().cpu() if bn.weight is not None else torch.ones(C)
+    b = bn.bias.detach().cpu() if bn.bias is not None else torch.zeros(C)
+    mean, var = bn.running_mean.cpu(), bn.running_var.cpu()
+    if not torch.cat([w, b, mean, var]).isfinite().all() or (var + bn.eps <= 0).any(): return None
+    flip, shape = w < 0, (1, C) + (1,) * (ndim - 2)
+    positive = lambda x: (_sign(bn(x.view(shape).to(dev))).view(C) > 0).cpu()
+    t = smallest_true(lambda x: positive(x) != flip, C)  # non-decreasing in x, channel by channel
+    st = SignThreshold(t, flip).to(dev)
+    probe = _bn_probe(bn, t)  # (P, C)
     probe = probe.contiguous() if ndim == 2 else probe.T[None, :, :, None].expand(2, C, -1, 3).contiguous()  # (2, C, P, 3)
-    if not torch.equal(st(probe), _sign(bn(probe.to(bn.running_mean.dtype))).to(probe.dtype)): return None
-    return st
+    probe = probe.to(dev)
+    return st if torch.equal(st(probe), _sign(bn(probe))) else None
 
-# %% ../nbs/10_export.ipynb #0030
+# %% ../nbs/10_export.ipynb #0031
 def _signs_input(m: nn.Module) -> bool:
     "Whether `m` is a binary layer whose input goes through bnn_opt's sign (sign(0) = +1)."
     return isinstance(m, (QuantConv2d, QuantLinear)) and m.input_quantizer in (ste_sign, approx_sign)
@@ -185,7 +189,7 @@ def fold_batchnorms(model: nn.Module) -> list:
             folded.append(f"{pname}.{n}" if pname else n)
     return folded
 
-# %% ../nbs/10_export.ipynb #0032
+# %% ../nbs/10_export.ipynb #0033
 FORMAT, FORMAT_VERSION = 'bnn_opt.packed', 1
 ONNX_FORMAT = 'bnn_opt.onnx'
 
@@ -205,7 +209,7 @@ def _preprocessing(spec: dict, dataset: str|None) -> dict:
     if dataset == 'imagenet': p['resize'] = f"resize the shorter side to {round(s * 8 / 7)}, centre crop {s}x{s}"
     return p
 
-# %% ../nbs/10_export.ipynb #0033
+# %% ../nbs/10_export.ipynb #0034
 def _binary_names(model: nn.Module) -> list:
     "State-dict names of the binary kernels of `model` (bit-flip or latent)."
     ids = {id(m) for m in binary_modules(model) + latent_modules(model)}
@@ -235,7 +239,7 @@ def pack_model(model: nn.Module, # a network from bnn_opt.models (trained, or la
                 bnn_opt_version=bnn_opt.__version__, torch_version=torch.__version__, sha256=_digest(tensors))
     return tensors, meta
 
-# %% ../nbs/10_export.ipynb #0034
+# %% ../nbs/10_export.ipynb #0035
 def _check_meta(meta: dict|None, path) -> dict:
     "The parsed metadata of a packed file; ValueError for a foreign file or another format version."
     fmt = (meta or {}).get('format')
@@ -265,9 +269,9 @@ def unpack_model(tensors: dict, meta: dict, # from `pack_model` (meta parsed by 
         raise ValueError(f"`{path}` does not fit its architecture (missing {missing[:3]}, unexpected {unexpected[:3]}): export it again")
     return model.eval()
 
-# %% ../nbs/10_export.ipynb #0036
+# %% ../nbs/10_export.ipynb #0037
 _CLASSIFIER = dict(binarynet='dense9.weight', xnornet='fc.weight', birealnet='fc.weight')
-_ARCH_KEYS = ('model', 'norm', 'width', 'optimizer', 'l2')
+_ARCH_KEYS = ('model', 'norm', 'width', 'optimizer')  # all that decides the layers (l2 only sets a training penalty)
 
 def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
             ) -> tuple:
@@ -299,7 +303,7 @@ def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
                 test_acc=rows[-1].get('test_acc'), config={k: cfg.get(k) for k in ('model', 'norm', 'width', 'optimizer', 'preset', 'epochs', 'seed')})
     return model.eval(), dict(input_size=size, dataset=dataset, source=info)
 
-# %% ../nbs/10_export.ipynb #0037
+# %% ../nbs/10_export.ipynb #0038
 def file_format(path) -> str:
     "'packed' or 'onnx', from the first bytes of `path`; FileNotFoundError or ValueError for anything else."
     p = Path(path)
@@ -325,7 +329,7 @@ def read_packed(path) -> tuple:
         raise ValueError(f"`{path}` is truncated or corrupt ({type(e).__name__}: {str(e)[:120]}): export it again") from e
     return tensors, _check_meta(meta, path)
 
-# %% ../nbs/10_export.ipynb #0038
+# %% ../nbs/10_export.ipynb #0039
 def load_packed(path, # a file written by `export_packed`
                 fold: bool = True, # fold batch norms into sign thresholds (`fold_batchnorms`)
                ) -> nn.Module:
@@ -349,7 +353,7 @@ def _source(source, input_size=None) -> tuple:
     a = m.export_info
     return m, a['architecture']['input_size'], a['preprocessing'].get('dataset'), a['source']
 
-# %% ../nbs/10_export.ipynb #0039
+# %% ../nbs/10_export.ipynb #0040
 def export_packed(source, # a `bnn-opt train` run folder, a packed file, or a network from bnn_opt.models
                   out, # the file to write (e.g. model.bnn.safetensors)
                   input_size: int|None = None, # for a module: the side of its input images (None: the network's default)
@@ -363,13 +367,13 @@ def export_packed(source, # a `bnn-opt train` run folder, a packed file, or a ne
     save_file(tensors, str(tmp), metadata=meta); os.replace(tmp, out)
     return out
 
-# %% ../nbs/10_export.ipynb #0047
+# %% ../nbs/10_export.ipynb #0048
 def saved_size(obj) -> int:
     "Bytes that torch.save writes for `obj`."
     buf = io.BytesIO(); torch.save(obj, buf)
     return buf.getbuffer().nbytes
 
-# %% ../nbs/10_export.ipynb #0050
+# %% ../nbs/10_export.ipynb #0051
 def _need(module: str, # the module to import
           pip: str, # its pip package
           what: str): # who needs it, for the message
@@ -407,9 +411,10 @@ def export_onnx(source, # a `bnn-opt train` run folder, a packed file, or a netw
     onnx.save(m, str(tmp)); os.replace(tmp, out)
     return out
 
-# %% ../nbs/10_export.ipynb #0051
+# %% ../nbs/10_export.ipynb #0052
 def onnx_session(path, # a file written by `export_onnx`
                  optimize: bool = False, # onnxruntime's graph optimizations (can fuse batch norms into convs: not exact)
+                 threads: int|None = None, # onnxruntime's intra-op threads (None: its default)
                 ) -> tuple:
     "(onnxruntime CPU session, metadata) of an ONNX file from `export_onnx`."
     ort = _need('onnxruntime', 'onnxruntime', 'Running ONNX models')
@@ -417,6 +422,7 @@ def onnx_session(path, # a file written by `export_onnx`
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, 'ORT_ENABLE_ALL' if optimize else 'ORT_DISABLE_ALL')
     so.log_severity_level = 3
+    if threads: so.intra_op_num_threads = threads
     try: s = ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
     except Exception as e:
         raise ValueError(f"`{path}` is truncated or not an ONNX model ({type(e).__name__}: {str(e)[:120]}): export it again") from e
@@ -432,7 +438,7 @@ def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
     "Logits of an onnxruntime `session` for images `x` (N, C, H, W)."
     return torch.from_numpy(session.run(None, {'images': x.detach().cpu().float().numpy()})[0])
 
-# %% ../nbs/10_export.ipynb #0058
+# %% ../nbs/10_export.ipynb #0060
 def evaluate_file(path, # a packed (`export_packed`) or ONNX (`export_onnx`) file
                   dataset: str, # 'digits', 'cifar10' or 'imagenet'
                   data: str|None = None, # the data folder, as for training (None: embedded digits / torchvision CIFAR-10)
