@@ -344,6 +344,7 @@ def _source(source, input_size=None) -> tuple:
     "(model, input_size, dataset, source info) of a module, a run folder or a packed file."
     if isinstance(source, nn.Module): return _unwrap(source), input_size, None, dict(kind='module', type=type(source).__name__)
     p = Path(source)
+    if p.is_file() and p.name == 'checkpoint.pt': p = p.parent  # a run's checkpoint: its folder
     if p.is_dir():
         model, info = load_run(p)
         return model, info['input_size'], info['dataset'], dict(kind='run', **info['source'])

@@ -67,7 +67,7 @@ def test_binarynet_packed_is_20x_smaller_and_predicts_the_same(binarynet_run, te
 
 def test_binarynet_onnx_predicts_the_same(binarynet_run, test_set, tmp_path):
     trained, _ = load_run(binarynet_run)
-    f = export_onnx(binarynet_run, tmp_path / 'bnet.onnx')
+    f = export_onnx(binarynet_run / 'checkpoint.pt', tmp_path / 'bnet.onnx')  # the checkpoint stands for its run folder
     x, y = test_set
     with torch.no_grad(): y0 = trained(x)
     session, meta = onnx_session(f)
