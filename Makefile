@@ -28,10 +28,10 @@ install: $(VENV)/.installed
 export-check: install
 	@tmp=$$(mktemp -d) && cp -r settings.ini nbs bnn_opt reproduce $$tmp/ && \
 	(cd $$tmp && $(CURDIR)/$(VENV)/bin/nbdev_export && $(CURDIR)/$(VENV)/bin/nbdev_clean && \
-	 $(CURDIR)/$(VENV)/bin/nbdev_clean --fname reproduce) && \
+	 for f in reproduce/*.ipynb; do $(CURDIR)/$(VENV)/bin/nbdev_clean --fname $$f || exit 1; done) && \
 	if diff -rq -x __pycache__ bnn_opt $$tmp/bnn_opt && diff -rq nbs $$tmp/nbs && diff -rq reproduce $$tmp/reproduce; then \
 	  rm -rf $$tmp; echo "export-check: bnn_opt/ is in sync with nbs/, notebooks are clean"; \
-	else rm -rf $$tmp; echo "export-check: run nbdev_export and nbdev_clean (also --fname reproduce), then commit"; exit 1; fi
+	else rm -rf $$tmp; echo "export-check: run nbdev_export and nbdev_clean (also on each reproduce/*.ipynb; executed results stay as written), then commit"; exit 1; fi
 
 nbtest: install
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
@@ -54,6 +54,6 @@ readme: install
 	$(PY) tools/build_docs.py readme
 
 # an HTML page per notebook in _docs/, offline and without running them: nbdev_docs when the quarto binary is
-# on PATH, else nbconvert when installed, else tools/build_docs.py's own renderer; it says which it used
+# on PATH, else nbconvert (a dev requirement); it says which it used
 docs: install
 	$(PY) tools/build_docs.py html --out _docs
