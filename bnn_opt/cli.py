@@ -5,6 +5,7 @@
 # %% ../nbs/09_cli.ipynb #0001
 from __future__ import annotations
 import argparse, signal, sys
+import torch.distributed as dist
 from typing import Optional
 from .config import PRESETS, parse_overrides, resolve_config
 from .data import DATASETS, DataUnavailableError
@@ -70,7 +71,9 @@ def cmd_train(a) -> int:
         raise ValueError(f"Invalid --stop-after value: `{a.stop_after}` (must be an integer >= 1)")
     kw = {k: getattr(a, k) for k in _TRAIN_OPTIONS if getattr(a, k) is not None}
     cfg = resolve_config(a.preset, parse_overrides(a.overrides), **kw)
-    train(cfg, a.out, progress=False if a.no_progress else None, stop_after=a.stop_after)
+    try: train(cfg, a.out, progress=False if a.no_progress else None, stop_after=a.stop_after)
+    finally:  # under torchrun: leave the process group before exit (gloo's threads otherwise abort at teardown)
+        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
     return 0
 
 # %% ../nbs/09_cli.ipynb #0009
