@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #0001
 from __future__ import annotations
-import argparse, signal, sys
+import argparse, os, signal, sys
 import torch.distributed as dist
 from typing import Optional
 from .config import PRESETS, parse_overrides, resolve_config
@@ -181,4 +181,8 @@ def main(argv=None) -> int:
 # %% ../nbs/09_cli.ipynb #0020
 #| eval: false
 if __name__ == '__main__':  # python -m bnn_opt.cli (what torchrun and the reproduction's runner launch)
-    sys.exit(main())
+    rc = main()
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:  # a torchrun rank, its work saved and its group destroyed:
+        sys.stdout.flush(); sys.stderr.flush()       # skip C++ static destructors, where gloo's threads can
+        os._exit(rc)                                 # abort the process at teardown (exit -6 after a good run)
+    sys.exit(rc)
