@@ -11,10 +11,11 @@ from dataclasses import fields
 from .config import PRESETS, IMAGENET_EPOCHS, TrainConfig, resolve_config, settings_used
 
 # %% auto #0
-__all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS', 'GRIDS',
-           'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs', 'compress_schedules', 'check_scale',
-           'scaled_config', 'config_of', 'make_run', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers',
-           'grid_cifar10', 'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
+__all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS',
+           'VARIANT_BIAS_CORRECTION', 'GRIDS', 'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs',
+           'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run', 'variant_name',
+           'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_imagenet', 'grid_pbop',
+           'fake_imagenet_dir', 'grid', 'budget']
 
 # %% ../nbs/08a_design.ipynb #0005
 TABLES = ('bias_norm', 'ablation', 'schedulers', 'cifar10', 'imagenet', 'pbop')
@@ -166,7 +167,12 @@ def make_run(preset: str, # a name in PRESETS
 
 # %% ../nbs/08a_design.ipynb #0017
 _VARIANT_PRESET = {'biased': 'bop2ndorder', 'scaled': 'bop2ndorder_unbiased', 'corrected': 'bop2ndorder_corrected'}
-_VARIANT_BC = {'biased': False, 'scaled': 'scaled', 'corrected': True}
+VARIANT_BIAS_CORRECTION = {'biased': False, 'scaled': 'scaled', 'corrected': True}  # Bop2ndOrder's variants by name
+
+def variant_name(bias_correction) -> str:
+    "'biased', 'scaled' or 'corrected': the name of a `bias_correction` value (booleans compared by identity)."
+    return next(k for k, v in VARIANT_BIAS_CORRECTION.items() if v is bias_correction or
+                not isinstance(v, bool) and not isinstance(bias_correction, bool) and v == bias_correction)
 
 def _check_variants(variants):
     for v in variants:
@@ -217,7 +223,7 @@ def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides
             if v not in spec: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
             sched, tag = spec[v]
             out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides,
-                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=_VARIANT_BC[b])
+                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b])
                     for s in seeds]
     return out
 

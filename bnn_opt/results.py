@@ -9,13 +9,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 from .config import RUNTIME_KEYS
-from .design import PUBLISHED, check_scale, config_of, fake_imagenet_dir, grid
+from .design import PUBLISHED, check_scale, config_of, fake_imagenet_dir, grid, variant_name
 from .runner import dedup_runs, log_tail, read_json, run_grid, run_state
 from .verdicts import verdict, REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED
 
 # %% auto #0
 __all__ = ['load_run', 'load_runs', 'fake_imagenet', 'ensure_runs', 'run_summary', 'epochs_to', 'status', 'by_setting',
-           'seed_values', 'aggregate', 'test_images', 'compare', 'table_bias_norm', 'claims_bias_norm',
+           'seed_values', 'aggregate', 'test_images', 'compare', 'variant_label', 'table_bias_norm', 'claims_bias_norm',
            'table_ablation', 'robustness', 'claims_ablation', 'heatmap', 'table_schedulers', 'claims_schedulers',
            'opt_label', 'convergence_target', 'table_cifar10', 'claims_cifar10', 'table_imagenet', 'claims_imagenet',
            'table_pbop', 'claims_pbop', 'fake_run']
@@ -151,11 +151,16 @@ def compare(claim: str, higher: list, lower: list, key: str, **kw) -> dict:
                 metric=key)
 
 # %% ../nbs/08c_results.ipynb #0016
-_VARIANT = {False: 'biased', True: 'corrected (Adam-style)', 'scaled': 'scaled (released code)'}
+_VARIANT_NOTE = dict(scaled=' (released code)', corrected=' (Adam-style)')
+
+def variant_label(bias_correction) -> str:
+    "The variant's name with what it is: 'biased', 'scaled (released code)', 'corrected (Adam-style)'."
+    name = variant_name(bias_correction)
+    return name + _VARIANT_NOTE.get(name, '')
 
 def table_bias_norm(runs: dict) -> list:
     "Rows of thesis 5.1.1: variant, norm, accuracies."
-    return [dict(variant=_VARIANT[g[0]['cfg']['bias_correction']], norm=g[0]['cfg']['norm'],
+    return [dict(variant=variant_label(g[0]['cfg']['bias_correction']), norm=g[0]['cfg']['norm'],
                  **aggregate(g, ('final_test_acc', 'best_test_acc', 'final_train_acc')),
                  final_flip_ratio=run_summary(g[0]).get('final_flip_ratio'), seeds=len(g), status=status(g))
             for g in by_setting(runs)]
@@ -178,7 +183,7 @@ def claims_bias_norm(runs: dict) -> list:
     for bc in (False, 'scaled', True):
         lay, bat = sum(_groups(runs, bias_correction=bc, norm='layer'), []), sum(_groups(runs, bias_correction=bc, norm='batch'), [])
         if lay and bat:
-            out.append(compare(f"layer vs batch norm ({_VARIANT[bc].split(' ')[0]}): final test acc", lay, bat,
+            out.append(compare(f"layer vs batch norm ({variant_name(bc)}): final test acc", lay, bat,
                                'final_test_acc', direction=False))
     return out
 
@@ -187,7 +192,7 @@ def table_ablation(runs: dict) -> list:
     "One row per grid point: optimizer, variant, threshold, gamma, sigma (Bop2ndOrder), accuracies."
     def row(g):
         c = g[0]['cfg']; b2 = c['optimizer'] != 'bop'
-        return dict(optimizer=c['optimizer'], variant=_VARIANT[c['bias_correction']].split(' ')[0] if b2 else None,
+        return dict(optimizer=c['optimizer'], variant=variant_name(c['bias_correction']) if b2 else None,
                     threshold=c['threshold'], gamma=c['gamma'], sigma=c['sigma'] if b2 else None,
                     **aggregate(g, ('final_test_acc', 'best_test_acc')), seeds=len(g), status=status(g))
     return [row(g) for g in by_setting(runs)]
@@ -242,7 +247,7 @@ def table_schedulers(runs: dict) -> list:
     out = []
     for g in by_setting(runs):
         v = _sched_variant(g[0]['cfg'])
-        out.append(dict(variant=_VARIANT[g[0]['cfg']['bias_correction']].split(' ')[0], schedule=_SCHED.get(v, v),
+        out.append(dict(variant=variant_name(g[0]['cfg']['bias_correction']), schedule=_SCHED.get(v, v),
                         **aggregate(g, ('final_test_acc', 'best_test_acc', 'final_train_acc', 'gap')),
                         final_test_loss=run_summary(g[0]).get('final_test_loss'), seeds=len(g), status=status(g)))
     return out
@@ -253,7 +258,7 @@ def claims_schedulers(runs: dict) -> list:
     for bc in ('scaled', False, True):
         g = {v: [r for grp in _groups(runs, bias_correction=bc) if _sched_variant(grp[0]['cfg']) == v for r in grp]
              for v in ('none', 'threshold', 'all')}
-        name = _VARIANT[bc].split(' ')[0]
+        name = variant_name(bc)
         if g['none'] and g['threshold']:
             out.append(compare(f"threshold schedule narrows the train-test gap ({name}): gap without > gap with",
                                g['none'], g['threshold'], 'gap'))
@@ -268,7 +273,7 @@ _OPT_NAME = {'bop': 'Bop', 'bop2ndorder': 'Bop2ndOrder', 'pbop': 'PBop', 'adam':
 def opt_label(cfg) -> str:
     "The optimizer of a run config in words: 'Bop', 'Bop2ndOrder, scaled', 'PBop, biased, scaler annealed', ..."
     name = _OPT_NAME[cfg['optimizer']]
-    if cfg['optimizer'] in ('bop2ndorder', 'pbop'): name += f", {_VARIANT[cfg['bias_correction']].split(' ')[0]}"
+    if cfg['optimizer'] in ('bop2ndorder', 'pbop'): name += f", {variant_name(cfg['bias_correction'])}"
     if 'scaler' in (cfg.get('schedules') or {}): name += ", scaler annealed"
     return name
 
