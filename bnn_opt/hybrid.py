@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_hybrid.ipynb #0001
 from __future__ import annotations
-from collections import ChainMap, OrderedDict
+from collections import ChainMap
 from typing import Optional
 import torch
 from torch.optim import Optimizer
@@ -15,6 +15,11 @@ from .optimizers import Bop2ndOrder, attach_method
 __all__ = ['HybridOptimizer']
 
 # %% ../nbs/02b_hybrid.ipynb #0004
+def _none_of_its_own(what: str, value):
+    "`Optimizer.__init__` starts a hybrid with empty groups and state; it has none of its own to set."
+    if len(value):
+        raise AttributeError(f"HybridOptimizer.{what} are those of `binary_optimizer` and `real_optimizer`: change them there")
+
 class HybridOptimizer(Optimizer):
     """A bit-flip optimizer for the binary (±1) parameters and a real-valued optimizer for the rest, as one optimizer.
 
@@ -31,22 +36,22 @@ class HybridOptimizer(Optimizer):
                  real_optimizer: Optional[Optimizer] = None, # trains everything else (e.g. torch.optim.Adam)
                  model: Optional[torch.nn.Module] = None, # if given, check each parameter went to the right optimizer
                 ):
-        # no Optimizer.__init__: the state lives in the two inner optimizers; the hook dicts make step hooks work
         self.binary_optimizer, self.real_optimizer = binary_optimizer, real_optimizer
-        self.defaults = {}
-        self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = OrderedDict(), OrderedDict()
-        self._optimizer_state_dict_pre_hooks, self._optimizer_state_dict_post_hooks = OrderedDict(), OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks, self._optimizer_load_state_dict_post_hooks = OrderedDict(), OrderedDict()
         self._check(model)
+        super().__init__(self.param_groups, defaults={})   # hooks and the hooked `step`; the groups stay the inner ones'
 
     @property
     def optimizers(self): return [o for o in (self.binary_optimizer, self.real_optimizer) if o is not None]
     @property
     def param_groups(self): return [g for o in self.optimizers for g in o.param_groups]
+    @param_groups.setter
+    def param_groups(self, groups): _none_of_its_own('param_groups', groups)
     @property
     def state(self):
         "Both optimizers' per-parameter state, as one read-only mapping (a view, not a copy)."
         return ChainMap(*(o.state for o in self.optimizers))
+    @state.setter
+    def state(self, state): _none_of_its_own('state', state)
 
 # %% ../nbs/02b_hybrid.ipynb #0006
 def _param_names(o: Optional[Optimizer], model: Optional[torch.nn.Module]) -> dict:
@@ -80,10 +85,9 @@ def _check(self: HybridOptimizer, model):
 
 # %% ../nbs/02b_hybrid.ipynb #0011
 @attach_method(HybridOptimizer, 'step')
-@Optimizer.profile_hook_step   # so that step hooks registered on the hybrid run
 @torch.no_grad()
 def _step(self: HybridOptimizer, closure=None):
-    "Step both optimizers; `closure` re-evaluates the model and returns the loss."
+    "Step both optimizers; `closure` re-evaluates the model and returns the loss. Step hooks run around it."
     loss = None
     if closure is not None:
         with torch.enable_grad(): loss = closure()
@@ -98,7 +102,8 @@ def _zero_grad(self: HybridOptimizer, set_to_none: bool = True):
 # %% ../nbs/02b_hybrid.ipynb #0013
 @attach_method(HybridOptimizer, 'add_param_group')
 def _add_param_group(self: HybridOptimizer, param_group):
-    "Refused: a new group belongs to one of the inner optimizers."
+    "Refused: a new group belongs to one of the inner optimizers (their own groups are already the hybrid's)."
+    if any(param_group is g for g in self.param_groups): return
     raise RuntimeError("HybridOptimizer: add the group to `binary_optimizer` or `real_optimizer` directly")
 
 @attach_method(HybridOptimizer, '__repr__')
@@ -122,17 +127,31 @@ def _for_model(cls, model: torch.nn.Module, # the network: its binary kernels go
     return cls(binary_optimizer(b, **(binary_kwargs or {})), real_optimizer(r, **(real_kwargs or {})) if r else None, model=model)
 
 # %% ../nbs/02b_hybrid.ipynb #0018
+def _or(a, b): return b if a is None else a   # a hook's replacement, if it returned one
+
 @attach_method(HybridOptimizer, 'state_dict')
 def _state_dict(self: HybridOptimizer) -> dict:
-    "`{'binary': binary_optimizer.state_dict(), 'real': real_optimizer.state_dict() or None}`."
-    return {'binary': self.binary_optimizer.state_dict(),
-            'real': self.real_optimizer.state_dict() if self.real_optimizer is not None else None}
+    "`{'binary': binary_optimizer.state_dict(), 'real': real_optimizer.state_dict() or None}`, through the state_dict hooks."
+    for hook in self._optimizer_state_dict_pre_hooks.values(): hook(self)
+    sd = {'binary': self.binary_optimizer.state_dict(),
+          'real': self.real_optimizer.state_dict() if self.real_optimizer is not None else None}
+    for hook in self._optimizer_state_dict_post_hooks.values(): sd = _or(hook(self, sd), sd)
+    return sd
 
+# %% ../nbs/02b_hybrid.ipynb #hyb04
 @attach_method(HybridOptimizer, 'load_state_dict')
 def _load_state_dict(self: HybridOptimizer, state_dict: dict):
     "Load a dict made by `state_dict()`: its `binary` part into `binary_optimizer`, its `real` part into `real_optimizer`."
+    for hook in self._optimizer_load_state_dict_pre_hooks.values(): state_dict = _or(hook(self, state_dict), state_dict)
     if not isinstance(state_dict, dict) or set(state_dict) != {'binary', 'real'}:
         raise ValueError("HybridOptimizer.load_state_dict expects a dict with keys 'binary' and 'real' "
                          f"(got {type(state_dict).__name__} with keys {sorted(state_dict) if isinstance(state_dict, dict) else '-'})")
     self.binary_optimizer.load_state_dict(state_dict['binary'])
     if self.real_optimizer is not None: self.real_optimizer.load_state_dict(state_dict['real'])
+    for hook in self._optimizer_load_state_dict_post_hooks.values(): hook(self)
+
+# %% ../nbs/02b_hybrid.ipynb #hyb06
+@attach_method(HybridOptimizer, '__getstate__')
+def _getstate(self: HybridOptimizer) -> dict:
+    "What pickle and `copy.deepcopy` keep: the inner optimizers (hooks are not kept, as for every torch optimizer)."
+    return {'defaults': self.defaults, 'binary_optimizer': self.binary_optimizer, 'real_optimizer': self.real_optimizer}
