@@ -148,9 +148,11 @@ def attach_method(cls, # the class that gets the method
                  ):
     "Decorator: attach the function (or classmethod) to `cls` as method `name`, with the qualified name docs and tracebacks show."
     def deco(f):
-        n = name or (f.__func__ if isinstance(f, classmethod) else f).__name__.lstrip('_')
         fn = f.__func__ if isinstance(f, classmethod) else f
-        fn.__name__, fn.__qualname__ = n, f"{cls.__name__}.{n}"
+        n = name or fn.__name__.lstrip('_')
+        while fn is not None:   # the function and what its decorators wrap (what `show_doc` shows)
+            fn.__name__, fn.__qualname__ = n, f"{cls.__name__}.{n}"
+            fn = getattr(fn, '__wrapped__', None)
         setattr(cls, n, f); return f
     return deco
 

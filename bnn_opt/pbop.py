@@ -147,6 +147,7 @@ def _pbop_state_dict(self: PBop) -> dict:
     sd['generators'] = {str(d): g.get_state() for d, g in self._generators.items()}
     return sd
 
+# %% ../nbs/02a_pbop.ipynb #pb02
 @attach_method(PBop, '_map_device')
 def _map_device(self: PBop, saved: torch.device, n_saved: int):
     "The device whose generator takes a saved state: the same one, else the only one of its type."
@@ -175,6 +176,7 @@ def _pbop_load_state_dict(self: PBop, state_dict: dict):
             continue
         self._generator(dev).set_state(st.cpu())
 
+# %% ../nbs/02a_pbop.ipynb #pb04
 @attach_method(PBop, '__getstate__')
 def _pbop_getstate(self: PBop) -> dict:
     "Optimizer's pickled state plus the seed and the generators."
