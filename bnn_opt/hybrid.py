@@ -14,12 +14,13 @@ from .optimizers import Bop2ndOrder, attach_method
 # %% auto #0
 __all__ = ['HybridOptimizer']
 
-# %% ../nbs/02b_hybrid.ipynb #0004
+# %% ../nbs/02b_hybrid.ipynb #hyb09
 def _none_of_its_own(what: str, value):
     "`Optimizer.__init__` starts a hybrid with empty groups and state; it has none of its own to set."
     if len(value):
         raise AttributeError(f"HybridOptimizer.{what} are those of `binary_optimizer` and `real_optimizer`: change them there")
 
+# %% ../nbs/02b_hybrid.ipynb #0004
 class HybridOptimizer(Optimizer):
     """A bit-flip optimizer for the binary (±1) parameters and a real-valued optimizer for the rest, as one optimizer.
 
