@@ -52,8 +52,8 @@ def replace_atomic(path, # the file to (re)write
 def _write_all(path: Path, data: bytes):
     with open(path, 'wb') as f: f.write(data)
 
-def write_bytes_atomic(path, data: bytes) -> Path:
-    "Write `data` to `path` atomically."
+def write_bytes_atomic(path, data) -> Path:
+    "Write `data` (bytes or a buffer) to `path` atomically."
     return replace_atomic(path, lambda p: _write_all(p, data))
 
 def write_text_atomic(path, text: str) -> Path:
@@ -73,7 +73,7 @@ def write_csv_atomic(path, rows: list) -> Path:
 def save_atomic(obj, path) -> Path:
     "`torch.save(obj)` to `path` atomically."
     buf = io.BytesIO(); torch.save(obj, buf)
-    return write_bytes_atomic(path, buf.getvalue())
+    return write_bytes_atomic(path, buf.getbuffer())
 
 # %% ../nbs/00c_files.ipynb #0010
 LOCK_FILE = '.bnn_opt.lock'  # the lock file `folder_lock` keeps in a folder
