@@ -27,23 +27,35 @@ def _fsync_folder(folder: Path):
     except OSError: pass
     finally: os.close(fd)
 
+def _fsync_file(path: Path):
+    "Flush `path`'s bytes to the disk (a file system that cannot, e.g. some network mounts, is left as it is)."
+    with open(path, 'rb+') as f:
+        try: os.fsync(f.fileno())
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOTSUP): raise
+
+def _disk_full(path: Path) -> OSError:
+    return OSError(errno.ENOSPC, f"No space left on the device while writing `{path}`: its previous version is "
+                                 "intact; free some space and rerun the same command")
+
 def replace_atomic(path, # the file to (re)write
                    write: Callable[[Path], None], # writes the new content to the path it is given
                   ) -> Path:
     "Call `write(tmp)` on a unique temporary file, fsync it, rename it over `path`, fsync the folder; on error remove it."
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp'); os.close(fd)
-    tmp = Path(name)
+    try: fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
+    except OSError as e:
+        if e.errno == errno.ENOSPC: raise _disk_full(path) from None
+        raise
+    os.close(fd); tmp = Path(name)
     try:
         write(tmp)
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())  # the bytes are on the disk before the name points at them
+        _fsync_file(tmp)  # the bytes are on the disk before the name points at them
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            raise OSError(errno.ENOSPC, f"No space left on the device while writing `{path}`: its previous version is "
-                                        "intact; free some space and rerun the same command") from None
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC: raise _disk_full(path) from None
         raise
     _fsync_folder(path.parent)
     return path
