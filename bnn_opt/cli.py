@@ -38,7 +38,8 @@ def _train_parser(sub):
     p = sub.add_parser('train', help='train a binarized network', description=
         'Train BinaryNet, XNOR-Net or Bi-Real Net with a bit-flip optimizer. Writes config.json, metrics.csv, '
         'checkpoint.pt and summary.json to --out; rerunning the same command resumes from the checkpoint, and a finished '
-        'run extends when only --epochs grows; one command at a time per folder (a second one exits naming the first). Launch with `torchrun --nproc_per_node N -m bnn_opt.cli train ...` for DDP.')
+        'run extends when only --epochs grows; one command at a time per folder (a second one exits naming the first). '
+        'Launch with `torchrun --nproc_per_node N -m bnn_opt.cli train ...` for DDP.')
     widths = ', '.join(f"{w} {m}" for m, w in BASE_WIDTHS.items())
     p.add_argument('--model', choices=list(MODELS), help='network (default: binarynet)')
     p.add_argument('--norm', choices=list(NORMS), help='normalization layers (default: batch)')

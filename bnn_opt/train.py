@@ -362,8 +362,8 @@ def quiet_on_broken_pipe(log: Callable) -> Callable:
     def say(*a, **k):
         try: log(*a, **k)
         except BrokenPipeError:
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the buffered rest too, at exit
+            with contextlib.suppress(OSError, ValueError):  # the buffered rest goes there too, at exit
+                null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, sys.stdout.fileno()); os.close(null)
     return say
 
 def train(config: TrainConfig, # resolved settings (see `resolve_config`)
