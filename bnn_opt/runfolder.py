@@ -129,6 +129,7 @@ def _recorded_config(out: Path) -> Optional[dict]:
     info = read_config(out)
     if info is None:
         if held := [n for n in ('checkpoint.pt', 'summary.json') if (out / n).exists()]:
+            if 'checkpoint.pt' in held: load_checkpoint(out / 'checkpoint.pt')  # a corrupt one is said first
             raise RunError(f"`{out}` holds {' and '.join(held)} but no config.json, so the settings it was trained with "
                            f"cannot be checked: {_FIX}")
         return None
