@@ -38,7 +38,8 @@ def _train_parser(sub):
     p = sub.add_parser('train', help='train a binarized network', description=
         'Train BinaryNet, XNOR-Net or Bi-Real Net with a bit-flip optimizer. Writes config.json, metrics.csv, '
         'checkpoint.pt and summary.json to --out; rerunning the same command resumes from the checkpoint, and a finished '
-        'run extends when only --epochs grows. Launch with `torchrun --nproc_per_node N -m bnn_opt.cli train ...` for DDP.')
+        'run extends when only --epochs grows; one command at a time per folder (a second one exits naming the first). '
+        'Launch with `torchrun --nproc_per_node N -m bnn_opt.cli train ...` for DDP.')
     widths = ', '.join(f"{w} {m}" for m, w in BASE_WIDTHS.items())
     p.add_argument('--model', choices=list(MODELS), help='network (default: binarynet)')
     p.add_argument('--norm', choices=list(NORMS), help='normalization layers (default: batch)')
@@ -66,14 +67,21 @@ def _train_parser(sub):
 
 # %% ../nbs/09_cli.ipynb #0007
 def cmd_train(a) -> int:
-    "`bnn-opt train`: resolve the settings (nothing is touched if they are bad), then train."
+    "`bnn-opt train`: resolve the settings (nothing is touched if they are bad), then train, holding the folder's lock."
+    import contextlib
+    from bnn_opt.files import folder_lock
+    from bnn_opt.train import quiet_on_broken_pipe
     if a.stop_after is not None and a.stop_after < 1:
         raise ValueError(f"Invalid --stop-after value: `{a.stop_after}` (must be an integer >= 1)")
     kw = {k: getattr(a, k) for k in _TRAIN_OPTIONS if getattr(a, k) is not None}
     cfg = resolve_config(a.preset, parse_overrides(a.overrides), **kw)
-    try: train(cfg, a.out, progress=False if a.no_progress else None, stop_after=a.stop_after)
+    first = int(os.environ.get('RANK', '0')) == 0  # under torchrun rank 0 holds the lock for all ranks
+    try:
+        with folder_lock(a.out, 'bnn-opt train') if first else contextlib.nullcontext():
+            train(cfg, a.out, progress=False if a.no_progress else None, stop_after=a.stop_after)
     finally:  # under torchrun: leave the process group before exit (gloo's threads otherwise abort at teardown)
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    quiet_on_broken_pipe(lambda: sys.stdout.flush())()  # a reader that left (| head) does not fail a finished run
     return 0
 
 # %% ../nbs/09_cli.ipynb #0009
@@ -84,13 +92,14 @@ def _export_parser(sub):
     p.add_argument('source', metavar='RUN_DIR', help='a bnn-opt train run folder (or a packed file)')
     p.add_argument('--out', required=True, metavar='FILE', help='the file to write, e.g. model.bnn.safetensors or model.onnx')
     p.add_argument('--onnx', action='store_true', help='write ONNX instead of the packed file')
+    p.add_argument('--allow-unfinished', action='store_true', help='export a run that has not finished (refused otherwise)')
     p.set_defaults(func=cmd_export)
 
 def _evaluate_parser(sub):
     p = sub.add_parser('evaluate', help="a model file's test accuracy", description=
         'Test accuracy of a file written by `bnn-opt export` (packed or ONNX) on a data set.')
     p.add_argument('file', metavar='FILE', help='a packed or ONNX file from bnn-opt export')
-    p.add_argument('--dataset', required=True, choices=list(DATASETS), help='the data set the model was trained on')
+    p.add_argument('--dataset', choices=list(DATASETS), help='the data set (default: the one the file records; another is refused)')
     p.add_argument('--data', metavar='DIR', help='its folder, as for training (default: embedded digits, torchvision CIFAR-10)')
     p.add_argument('--batch-size', type=int, default=100, help='images per batch (default 100)')
     p.add_argument('--device', default='cpu', help='cpu (default) or cuda for packed files; ONNX runs on the CPU')
@@ -106,7 +115,9 @@ def _optional(f, *args):
 # %% ../nbs/09_cli.ipynb #0010
 def cmd_export(a) -> int:
     "`bnn-opt export`: one line with the file written and its size."
-    path = _optional(export_onnx if a.onnx else export_packed, a.source, a.out)
+    import functools
+    path = _optional(functools.partial(export_onnx if a.onnx else export_packed, allow_unfinished=a.allow_unfinished),
+                     a.source, a.out)
     print(f"{path}: {path.stat().st_size:,} bytes")
     return 0
 

@@ -200,6 +200,23 @@ def _in_steps(spec: dict) -> dict:
     "`spec` with a period in epochs written as steps: checkable before the data fixes the steps per epoch."
     return {dict(epochs='steps', decay_epochs='decay_steps').get(k, k): v for k, v in spec.items()}
 
+def _check_hyperparameters(c: TrainConfig, **values):
+    "The optimizer's hyperparameters of `c`, with `values` in place of some, through the checks a typed value gets."
+    hyper = {k: values.get(k, getattr(c, k)) for k in optimizer_defaults(c.optimizer)}
+    check_range('lr', hyper['lr'], 0.)
+    if c.optimizer in BIT_FLIP_OPTIMIZERS:  # the class's own checks, on a dummy weight
+        BIT_FLIP_OPTIMIZERS[c.optimizer]([torch.nn.Parameter(torch.ones(1))], **{k: v for k, v in hyper.items() if k != 'lr'})
+
+def _check_schedule_values(c: TrainConfig, k: str, schedule):
+    "`schedule`'s value for `k` at the start of every epoch and at the end of the run, checked as a typed value."
+    for e in range(c.epochs + 1):  # periods in epochs written as steps: step e is the start of epoch e + 1
+        v = schedule(e)
+        try: _check_hyperparameters(c, **{k: v})
+        except ValueError as err:
+            when = 'at the end of the run' if e == c.epochs else f"at the start of epoch {e + 1} of {c.epochs}"
+            raise ValueError(f"Invalid schedule for `{k}`: its value {when} would be `{v:.6g}` ({err}); "
+                             "change the schedule or the number of epochs") from None
+
 def _check_schedules(c: TrainConfig):
     "Each schedule is for a hyperparameter of the optimizer and builds (periods in epochs, as the run uses them)."
     if not isinstance(c.schedules, dict):
@@ -213,7 +230,7 @@ def _check_schedules(c: TrainConfig):
         if not isinstance(spec, dict):
             raise ValueError(f"Invalid schedule for `{k}`: `{spec!r}` (must be a JSON object, e.g. "
                              '{"type": "linear", "end": 1e-4})')
-        schedule_from_spec(_in_steps(spec), getattr(c, k))
+        _check_schedule_values(c, k, schedule_from_spec(_in_steps(spec), getattr(c, k)))
 
 # %% ../nbs/06a_config.ipynb #0026
 def _validate(c: TrainConfig):
@@ -233,10 +250,8 @@ def _validate(c: TrainConfig):
     for k in ('amp', 'fused', 'compile', 'flip_layers', 'deterministic'): check_choice(k, getattr(c, k), (False, True))
     check_choice('channels_last', c.channels_last, (None, False, True))
     if c.l2 is not None: check_range('l2', c.l2, 0.)
-    hyper = optimizer_defaults(c.optimizer)
-    check_range('lr', c.lr, 0.)
-    if c.optimizer in BIT_FLIP_OPTIMIZERS:  # the class's own checks, on a dummy weight
-        BIT_FLIP_OPTIMIZERS[c.optimizer]([torch.nn.Parameter(torch.ones(1))], **{k: getattr(c, k) for k in hyper if k != 'lr'})
+    check_choice('preset', c.preset, (None, *PRESETS))
+    _check_hyperparameters(c)
     _check_schedules(c)
 
 # %% ../nbs/06a_config.ipynb #0027
@@ -252,6 +267,9 @@ def resolve_config(preset: Optional[str] = None, # a name in PRESETS
     for src in (overrides or {}), kwargs:
         for k, v in src.items():
             if k not in _FIELDS: raise ValueError(f"Unknown setting: `{k}` (known settings: {', '.join(_FIELDS)})")
+            if k == 'preset':
+                raise ValueError(f"Invalid setting `preset={v}`: a preset is chosen with its own option (--preset NAME, "
+                                 f"one of {', '.join(PRESETS)}), which applies its values")
             v = _coerce(v)
             if v is None: continue  # None: not given (the default, or the preset's value)
             cfg[k], given[k] = v, 'given'

@@ -18,12 +18,12 @@ from torchvision.io import ImageReadMode, decode_image, read_file, write_jpeg, w
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['PIXEL_LUT', 'CIFAR10_CLASSES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CROP_FRACTION', 'DATASETS', 'scale_pixels',
-           'crop_flip', 'seed_from', 'shard_bounds', 'ShardedBatches', 'DeviceLoader', 'digits_tensors',
+__all__ = ['PIXEL_LUT', 'CIFAR10_CLASSES', 'CACHE_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CROP_FRACTION', 'DATASETS',
+           'scale_pixels', 'crop_flip', 'seed_from', 'shard_bounds', 'ShardedBatches', 'DeviceLoader', 'digits_tensors',
            'DataUnavailableError', 'default_data_root', 'cifar10_tensors', 'make_fake_imagefolder',
-           'check_image_folder', 'imagefolder_tensors', 'center_crop_box', 'resize_bicubic', 'random_crop_box',
-           'imagenet_crop', 'imagenet_transforms', 'ImageFolderLoader', 'DataBundle', 'get_data', 'cifar10_available',
-           'resolve_dataset']
+           'check_image_folder', 'folder_fingerprint', 'data_fingerprint', 'imagefolder_tensors', 'center_crop_box',
+           'resize_bicubic', 'random_crop_box', 'imagenet_crop', 'imagenet_transforms', 'ImageFolderLoader',
+           'DataBundle', 'get_data', 'cifar10_available', 'resolve_dataset']
 
 # %% ../nbs/06_data.ipynb #0005
 PIXEL_LUT = torch.arange(256, dtype=torch.uint8).float().div_(127.5).sub_(1)  # uint8 pixel -> x/127.5 - 1 (float32, CPU)
@@ -264,32 +264,68 @@ def _decode_all(paths: list) -> torch.Tensor:
     return x
 
 # %% ../nbs/06_data.ipynb #0044
-def _cache_file(split_dir, cache_dir = None) -> Path:
-    "Cache file of a decoded split: next to it, or in `cache_dir` under a name unique to its path."
+def folder_fingerprint(folder) -> str:
+    "A digest of the relative path, size and modification time of every file under `folder` (bnn_opt's caches aside)."
+    root, h = Path(folder), hashlib.sha256()
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.startswith('bnn_opt_cache_') or name.endswith('.tmp'): continue
+            p = os.path.join(d, name); st = os.stat(p)
+            h.update(f"{os.path.relpath(p, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+def data_fingerprint(dataset: str, # 'digits', 'cifar10' or 'imagenet'
+                     data = None, # its folder (None: embedded digits, torchvision's CIFAR-10 download)
+                    ) -> str:
+    "The fingerprint of every file a run of `dataset` reads ('embedded' for digits), as config.json records it."
+    name = dataset.lower().replace('-', '').replace('_', '')
+    if name == 'digits': return 'embedded'
+    if data is None: root, splits = default_data_root() / 'cifar10', (torchvision.datasets.CIFAR10.base_folder,)
+    else: root, splits = Path(data), (('train', 'val') if name == 'imagenet' else ('train', 'test'))
+    return hashlib.sha256(' '.join(folder_fingerprint(Path(root) / s) for s in splits).encode()).hexdigest()[:16]
+
+CACHE_ENV = 'BNN_OPT_CACHE'  # a folder for the decoded-image caches (instead of the data folder); 'off': no cache
+
+def _cache_file(split_dir, cache_dir = None) -> Path|None:
+    "Cache file of a decoded split: in `cache_dir` (default: $BNN_OPT_CACHE) under a name unique to its path, else next to it."
     split_dir = Path(split_dir).resolve()
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_ENV) or None
+        if cache_dir is not None and cache_dir.lower() == 'off': return None
     if cache_dir is None: return split_dir.parent / f"bnn_opt_cache_{split_dir.name}.pt"
     key = hashlib.sha1(str(split_dir).encode()).hexdigest()[:10]
-    return Path(cache_dir) / f"{split_dir.parent.name}_{split_dir.name}_{key}.pt"
+    return Path(cache_dir).expanduser() / f"{split_dir.parent.name}_{split_dir.name}_{key}.pt"
+
+def _cached(cache_file: Path, folder, fingerprint: str, classes: list):
+    "The cache's (x, y) if it is of these files; else None, with one line on stderr when there was a stale one."
+    import sys
+    if not cache_file.exists(): return None
+    try: c = torch.load(cache_file, weights_only=True)
+    except Exception as e:
+        print(f"bnn_opt: the cache `{cache_file}` is unreadable ({type(e).__name__}): rebuilding it", file=sys.stderr)
+        return None
+    if isinstance(c, dict) and c.get('fingerprint') == fingerprint and c.get('classes') == classes: return c['x'], c['y']
+    print(f"bnn_opt: the files in `{folder}` changed since the cache `{cache_file}` was written: rebuilding it", file=sys.stderr)
 
 def imagefolder_tensors(folder, # a split: folder/<class>/<images>
                         cache_file = None, # .pt file to reuse or write; None: no cache
                        ) -> tuple:
     "Every image under `folder`/<class>/ as one uint8 (N, 3, H, W) tensor: (x, y, classes)."
+    from bnn_opt.files import save_atomic
     ds = ImageFolder(folder, allow_empty=True)
     n, cache_file = len(ds.samples), cache_file and Path(cache_file)
-    if cache_file and cache_file.exists():
-        try:
-            c = torch.load(cache_file, weights_only=True)
-            if c['n_files'] == n and c['classes'] == ds.classes: return c['x'], c['y'], ds.classes
-        except Exception as e: warnings.warn(f"Ignoring unreadable cache `{cache_file}`: {e}")
+    fp = folder_fingerprint(folder) if cache_file else None
+    if cache_file and (c := _cached(cache_file, folder, fp, ds.classes)) is not None: return (*c, ds.classes)
     if n == 0: raise FileNotFoundError(f"No images in `{folder}`: expected {folder}/<class>/<images>")
     x, y = _decode_all([p for p, _ in ds.samples]), torch.tensor(ds.targets, dtype=torch.int64)
     if cache_file:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")  # atomic: ranks may race
-            torch.save(dict(x=x, y=y, classes=ds.classes, n_files=n), tmp); os.replace(tmp, cache_file)
-        except OSError as e: warnings.warn(f"Could not write the cache `{cache_file}`: {e}")
+            save_atomic(dict(x=x, y=y, classes=ds.classes, n_files=n, fingerprint=fp), cache_file)  # ranks may race: atomic
+        except OSError as e:
+            warnings.warn(f"Could not write the cache `{cache_file}` ({e.strerror or e}): set {CACHE_ENV}=DIR to keep it "
+                          f"in another folder, or {CACHE_ENV}=off")
     return x, y, ds.classes
 
 # %% ../nbs/06_data.ipynb #0047

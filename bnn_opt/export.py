@@ -11,6 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 import bnn_opt
+from .files import write_bytes_atomic
 from .quantizers import _sign, approx_sign, ste_sign
 from .layers import QuantConv2d, QuantLinear, binary_modules, latent_modules
 from .models import MODELS, BatchNormNoScale, ChannelLayerNorm, get_model
@@ -174,6 +175,7 @@ _CLASSIFIER = dict(binarynet='dense9.weight', xnornet='fc.weight', birealnet='fc
 _ARCH_KEYS = ('model', 'norm', 'width', 'optimizer')  # all that decides the layers (l2 only sets a training penalty)
 
 def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
+             allow_unfinished: bool = False, # True: an unfinished run too (else a ValueError)
             ) -> tuple:
     "(model, info) of a training run: the trained network in eval mode, and what to record about it."
     from bnn_opt.train import build_model, resolve_config
@@ -187,6 +189,13 @@ def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
         raise ValueError(f"`{ck_path}` is corrupt or unreadable ({type(e).__name__}): train the run again, or pass another run folder") from e
     if not isinstance(ck, dict) or not {'model', 'config'} <= set(ck):
         raise ValueError(f"`{ck_path}` is not a bnn_opt training checkpoint (no `model` and `config`): pass a `bnn-opt train` run folder")
+    from bnn_opt.runfolder import read_summary
+    s = read_summary(run)
+    complete = bool(s and s.get('complete') and s.get('epochs') == ck.get('epoch'))
+    if not complete and not allow_unfinished:
+        raise ValueError(f"`{run}` is an unfinished run (its checkpoint holds epoch {ck.get('epoch')} of "
+                         f"{ck['config'].get('epochs')}, with no complete summary.json): finish it by rerunning its "
+                         "`bnn-opt train` command, or export it as it is with --allow-unfinished")
     cfg, extra = ck['config'], {}
     if (run / 'config.json').is_file():
         try: extra = json.loads((run / 'config.json').read_text())
@@ -199,7 +208,7 @@ def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
     model = build_model(c, ck['model'][key].shape[0], size)
     model.load_state_dict(ck['model'])
     rows = ck.get('rows') or [{}]
-    info = dict(run=run.name, dataset=dataset, dataset_name=extra.get('dataset_name'), epoch=ck.get('epoch'),
+    info = dict(run=run.name, dataset=dataset, dataset_name=extra.get('dataset_name'), epoch=ck.get('epoch'), complete=complete,
                 test_acc=rows[-1].get('test_acc'), config={k: cfg.get(k) for k in ('model', 'norm', 'width', 'optimizer', 'preset', 'epochs', 'seed')})
     return model.eval(), dict(input_size=size, dataset=dataset, source=info)
 
@@ -240,13 +249,13 @@ def load_packed(path, # a file written by `export_packed`
     model.export_info = meta
     return model
 
-def _source(source, input_size=None) -> tuple:
+def _source(source, input_size=None, allow_unfinished: bool = False) -> tuple:
     "(model, input_size, dataset, source info) of a module, a run folder or a packed file."
     if isinstance(source, nn.Module): return _unwrap(source), input_size, None, dict(kind='module', type=type(source).__name__)
     p = Path(source)
     if p.is_file() and p.name == 'checkpoint.pt': p = p.parent  # a run's checkpoint: its folder
     if p.is_dir():
-        model, info = load_run(p)
+        model, info = load_run(p, allow_unfinished)
         return model, info['input_size'], info['dataset'], dict(kind='run', **info['source'])
     if not p.exists():
         raise FileNotFoundError(f"`{p}` not found: pass a `bnn-opt train` run folder (with checkpoint.pt), a packed file or a model")
@@ -258,15 +267,14 @@ def _source(source, input_size=None) -> tuple:
 def export_packed(source, # a `bnn-opt train` run folder, a packed file, or a network from bnn_opt.models
                   out, # the file to write (e.g. model.bnn.safetensors)
                   input_size: int|None = None, # for a module: the side of its input images (None: the network's default)
+                  allow_unfinished: bool = False, # a run folder: export an unfinished run too
                  ) -> Path:
     "Write the packed file of `source` to `out`: binary weights as bits, the rest as it is; returns the path."
-    from safetensors.torch import save_file
-    model, size, dataset, info = _source(source, input_size)
+    from safetensors.torch import save
+    model, size, dataset, info = _source(source, input_size, allow_unfinished)
     tensors, meta = pack_model(model, size, dataset, info)
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + '.tmp')
-    save_file(tensors, str(tmp), metadata=meta); os.replace(tmp, out)
-    return out
+    return write_bytes_atomic(out, save(tensors, metadata=meta))
 
 # %% ../nbs/10a_export.ipynb #0048
 def saved_size(obj) -> int:
@@ -288,10 +296,11 @@ def export_onnx(source, # a `bnn-opt train` run folder, a packed file, or a netw
                 input_size: int|None = None, # for a module: the side of its input images (None: the network's default)
                 fold: bool = True, # fold batch norms into sign thresholds first
                 opset: int = 17, # ONNX opset
+                allow_unfinished: bool = False, # a run folder: export an unfinished run too
                ) -> Path:
     "Write `source` as an ONNX model (float ±1 weights, sign activations, dynamic batch) to `out`; returns the path."
     onnx = _need('onnx', 'onnx', 'export_onnx')
-    model, size, dataset, info = _source(source, input_size)
+    model, size, dataset, info = _source(source, input_size, allow_unfinished)
     tensors, meta = pack_model(model, size, dataset, info)
     net = unpack_model(tensors, meta)
     folded = fold_batchnorms(net) if fold else []
@@ -308,9 +317,7 @@ def export_onnx(source, # a `bnn-opt train` run folder, a packed file, or a netw
     for k, v in props.items():
         p = m.metadata_props.add(); p.key, p.value = k, v
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + '.tmp')
-    onnx.save(m, str(tmp)); os.replace(tmp, out)
-    return out
+    return write_bytes_atomic(out, m.SerializeToString())
 
 # %% ../nbs/10a_export.ipynb #0052
 def onnx_session(path, # a file written by `export_onnx`
@@ -341,13 +348,13 @@ def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/10a_export.ipynb #0060
 def evaluate_file(path, # a packed (`export_packed`) or ONNX (`export_onnx`) file
-                  dataset: str, # 'digits', 'cifar10' or 'imagenet'
+                  dataset: str|None = None, # 'digits', 'cifar10' or 'imagenet' (None: the one the file records)
                   data: str|None = None, # the data folder, as for training (None: embedded digits / torchvision CIFAR-10)
                   batch_size: int = 100,
                   device = 'cpu', # packed models only; ONNX runs on onnxruntime's CPU provider
                  ) -> dict:
     "Test accuracy of a model file: dict(accuracy, correct, n, format, dataset, file_bytes, seconds, images_per_second)."
-    from bnn_opt.data import get_data
+    from bnn_opt.data import _canonical, get_data
     fmt, t0 = file_format(path), time.perf_counter()
     if fmt == 'packed':
         model = load_packed(path).to(device); meta = model.export_info
@@ -356,6 +363,11 @@ def evaluate_file(path, # a packed (`export_packed`) or ONNX (`export_onnx`) fil
         session, meta = onnx_session(path)
         run = lambda x: run_onnx(session, x)
     p, a = meta['preprocessing'], meta['architecture']
+    if (recorded := p.get('dataset')) is not None and dataset is not None and _canonical(dataset) != _canonical(recorded):
+        raise ValueError(f"`{path}` was trained on {recorded}, not {dataset}: evaluate it on its own data set "
+                         f"(leave --dataset out, or give --dataset {recorded})")
+    if (dataset := dataset or recorded) is None:
+        raise ValueError(f"`{path}` does not record the data set it was trained on: give it (--dataset)")
     size = p['image_size'] if dataset.lower() == 'imagenet' else None
     bundle = get_data(dataset, data, batch_size=batch_size, device=device, image_size=size)
     want = (p['channels'], p['image_size'], p['image_size'])

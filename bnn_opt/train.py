@@ -15,7 +15,8 @@ import inspect
 from .config import (TrainConfig, resolve_config, span_run, optimizer_defaults, BIT_FLIP_OPTIMIZERS,
                             REAL_OPTIMIZER)
 from .files import write_csv_atomic, write_json_atomic
-from .runfolder import RunError, StopOnSignals, check_weights_binary, open_run_folder, resume, save_checkpoint
+from .runfolder import (RunError, StopOnSignals, check_weights_binary, open_run_folder, resume, save_checkpoint,
+                               write_run_json)
 # the settings' and the run folder's public names, importable from here as before they had modules of their own
 from .config import PRESETS, IMAGENET_EPOCHS, RUNTIME_KEYS, _RUNTIME_KEYS, parse_overrides, settings_used
 from .files import save_atomic
@@ -24,13 +25,14 @@ from .layers import binary_parameters, clip_latent_weights_, latent_modules
 from .hybrid import HybridOptimizer
 from .schedulers import schedules_from_config
 from .models import BASE_WIDTHS, XNORNET_L2, get_model, l2_parameters, l2_penalty, model_stats
-from .data import get_data, resolve_dataset
+from .data import data_fingerprint, get_data, resolve_dataset
 from .metrics import FlipRatio, RunningMean, accuracy
 
 # %% auto #0
 __all__ = ['PROGRESS_EVERY', 'CHECKSUM_SEED', 'build_model', 'build_optimizer', 'StepRecipe', 'step_recipe', 'train_step',
            'run_epoch', 'evaluate_batch', 'current_hyperparameters', 'epoch_row', 'setup_distributed',
-           'weights_checksum', 'check_ranks_agree', 'runtime_settings', 'Run', 'prepare_run', 'train_epoch', 'train']
+           'weights_checksum', 'check_ranks_agree', 'runtime_settings', 'Run', 'prepare_run', 'train_epoch',
+           'quiet_on_broken_pipe', 'train']
 
 # %% ../nbs/07_train.ipynb #0005
 def build_model(c: TrainConfig, num_classes: int, input_size: int = 32):
@@ -250,6 +252,7 @@ class Run:
     seconds: float # training time so far
     tensorboard: object = None # a SummaryWriter on rank 0 when tensorboard is installed
     rank_checksums: Optional[list] = None # the latest `check_ranks_agree` under DDP
+    fingerprint: Optional[str] = None # the data's fingerprint (`bnn_opt.data.data_fingerprint`), recorded in config.json
 
 # %% ../nbs/07_train.ipynb #0027
 def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=print) -> Run:
@@ -264,7 +267,7 @@ def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=pr
     scheds = schedules_from_config(opt, span_run(c.schedules, c.epochs), len(bundle.train))
     rows, start, seconds = [], 0, 0.0
     if (out / 'checkpoint.pt').exists():
-        rows, start, seconds = resume(out / 'checkpoint.pt', model, opt, scheds)
+        rows, start, seconds = resume(out / 'checkpoint.pt', model, opt, scheds, c)  # its own record of the settings checked too
         if start > c.epochs:
             raise ValueError(f"`{out}` holds {start} trained epochs: --epochs {c.epochs} cannot shorten the run; "
                              "use another --out folder")
@@ -281,8 +284,8 @@ def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=pr
 def _write_run_info(run: Run):
     "config.json: the settings, the data, the device, the model's size and the library versions."
     c, b = run.config, run.bundle
-    write_json_atomic(run.out / 'config.json', dict(
-        config=asdict(c), dataset_name=b.name, dataset_resolved=run.dataset,
+    write_run_json(run.out / 'config.json', dict(
+        config=asdict(c), dataset_name=b.name, dataset_resolved=run.dataset, data_fingerprint=run.fingerprint,
         world_size=run.world, device=str(run.device),
         device_name=torch.cuda.get_device_name(run.device) if run.device.type == 'cuda' else 'cpu',
         n_train=b.n_train, n_test=b.n_test, steps_per_epoch=len(b.train), model_stats=model_stats(run.model),
@@ -354,6 +357,15 @@ def _start_invocation(run: Run, say):
         say(f"{run.out}: extending the finished {len(run.rows)}-epoch run to {run.config.epochs} epochs")
         stale.unlink()
 
+def quiet_on_broken_pipe(log: Callable) -> Callable:
+    "`log`, but once standard output is a closed pipe it goes to the null device instead of stopping the caller."
+    def say(*a, **k):
+        try: log(*a, **k)
+        except BrokenPipeError:
+            with contextlib.suppress(OSError, ValueError):  # the buffered rest goes there too, at exit
+                null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, sys.stdout.fileno()); os.close(null)
+    return say
+
 def train(config: TrainConfig, # resolved settings (see `resolve_config`)
           out, # the run's folder: config.json, metrics.csv, checkpoint.pt, summary.json
           progress: Optional[bool] = None, # progress bar (None: when stderr is a terminal)
@@ -363,13 +375,14 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
     c, out = config, Path(out)
     with StopOnSignals() as stop, runtime_settings(c):
         rank, world, device = setup_distributed(c.device)
-        say = log if rank == 0 else (lambda *a, **k: None)
+        say = quiet_on_broken_pipe(log) if rank == 0 else (lambda *a, **k: None)
         if c.batch_size % world:
             raise ValueError(f"Invalid batch_size value: `{c.batch_size}` (must be divisible by the {world} ranks)")
-        if (done := open_run_folder(out, c)) is not None:
+        fingerprint = data_fingerprint(*resolve_dataset(c.dataset, c.data)[:2])
+        if (done := open_run_folder(out, c, fingerprint)) is not None:
             say(f"{out}: already complete (best test acc {done['best_test_acc']:.4f}); nothing to do")
             return done
-        run = prepare_run(c, out, rank, world, device, say)
+        run = prepare_run(c, out, rank, world, device, say); run.fingerprint = fingerprint
         if rank == 0: _start_invocation(run, say)
         show = progress if progress is not None else (sys.stderr.isatty() and rank == 0)
         for done_now, epoch in enumerate(range(run.start, c.epochs), 1):
@@ -381,6 +394,6 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
                 return dict(complete=False, epochs=epoch + 1)
         summary = _summary(run)
         if rank == 0:
-            with stop.deferred(): write_json_atomic(out / 'summary.json', summary)
+            with stop.deferred(): write_run_json(out / 'summary.json', summary)
         if world > 1: dist.barrier()
         return summary
