@@ -16,7 +16,7 @@ from .models import BatchNormNoScale
 # %% auto #0
 __all__ = ['SignThreshold', 'smallest_true', 'fold_batchnorm_sign', 'fold_batchnorms']
 
-# %% ../nbs/10_folding.ipynb #0005
+# %% ../nbs/10_folding.ipynb #0006
 def _signed_step(x: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor|None = None) -> torch.Tensor:
     "sign(scale (x - offset)) with sign(0) = +1, `offset` and `scale` per channel (dim 1); no `scale`: all +1."
     shape = (1, -1) + (1,) * (x.dim() - 2)
@@ -24,7 +24,7 @@ def _signed_step(x: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor|None
     if scale is not None: d = d.mul_(scale.view(shape))
     return d.sign_().mul_(2).add_(1).sign_()  # sign with sign(0) = +1, as bnn_opt.quantizers
 
-# %% ../nbs/10_folding.ipynb #0008
+# %% ../nbs/10_folding.ipynb #0009
 class SignThreshold(nn.Module):
     "sign(BN(x)) of a folded batch norm: +1 where (x >= `threshold`) != `flip`, else -1 (per channel, dim 1)."
     def __init__(self, threshold: torch.Tensor, # (C,) float32; ±inf for a constant output
@@ -42,7 +42,7 @@ class SignThreshold(nn.Module):
     def forward(self, x): return _signed_step(x, self.offset, self.scale if self.any_flip else None)
     def extra_repr(self): return f"{len(self.threshold)}, flipped={int(self.flip.sum())}"
 
-# %% ../nbs/10_folding.ipynb #0011
+# %% ../nbs/10_folding.ipynb #0012
 _MAX_KEY = 0x7F7FFFFF  # the bit pattern of the largest finite float32
 
 def _key_float(k: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ def _float_key(x: torch.Tensor) -> torch.Tensor:
     i = x.float().view(torch.int32).to(torch.int64)
     return torch.where(i >= 0, i, -(i + 2**31))
 
-# %% ../nbs/10_folding.ipynb #0014
+# %% ../nbs/10_folding.ipynb #0015
 @torch.no_grad()
 def smallest_true(pred, # float32 (C,) -> bool (C,), non-decreasing in its argument, channel by channel
                   C: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ def smallest_true(pred, # float32 (C,) -> bool (C,), non-decreasing in its argum
     t = torch.where(last, _key_float(hi), torch.tensor(math.inf))
     return torch.where(first, torch.tensor(-math.inf), t)
 
-# %% ../nbs/10_folding.ipynb #0016
+# %% ../nbs/10_folding.ipynb #0017
 def _bn_probe(bn: _BatchNorm, t: torch.Tensor) -> torch.Tensor:
     "(P, C) inputs for checking a fold: integers in [-1024, 1024], random values, and the floats next to each threshold."
     C, g = len(t), torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def _bn_probe(bn: _BatchNorm, t: torch.Tensor) -> torch.Tensor:
     near = _key_float((tk + torch.arange(-8, 9)[:, None]).clamp(-_MAX_KEY, _MAX_KEY))
     return torch.cat([ints, rand, near, near.round()])
 
-# %% ../nbs/10_folding.ipynb #0019
+# %% ../nbs/10_folding.ipynb #0020
 def _bn_stats(bn: nn.Module) -> tuple|None:
     "(scale, shift, mean, var) on the CPU of a batch norm that can be folded (eval mode, finite float32 statistics); else None."
     if not isinstance(bn, _BatchNorm) or bn.training or bn.running_mean is None or bn.running_mean.dtype != torch.float32: return None
@@ -90,7 +90,7 @@ def _bn_stats(bn: nn.Module) -> tuple|None:
     if not torch.cat([w, b, mean, var]).isfinite().all() or (var + bn.eps <= 0).any(): return None
     return w, b, mean, var
 
-# %% ../nbs/10_folding.ipynb #0022
+# %% ../nbs/10_folding.ipynb #0023
 @torch.no_grad()
 def fold_batchnorm_sign(bn: nn.Module, # a batch norm (BatchNorm1d/2d, BatchNormNoScale) in eval mode
                         ndim: int = 4, # rank of its input: 4 (N, C, H, W) or 2 (N, C)
@@ -107,7 +107,7 @@ def fold_batchnorm_sign(bn: nn.Module, # a batch norm (BatchNorm1d/2d, BatchNorm
     probe = probe.to(dev)
     return st if torch.equal(st(probe), _sign(bn(probe))) else None
 
-# %% ../nbs/10_folding.ipynb #0033
+# %% ../nbs/10_folding.ipynb #0034
 def _signs_input(m: nn.Module) -> bool:
     "Whether `m` is a binary layer whose input goes through bnn_opt's sign (sign(0) = +1)."
     return isinstance(m, (QuantConv2d, QuantLinear)) and m.input_quantizer in (ste_sign, approx_sign)
@@ -118,7 +118,7 @@ def _next_layer(mods: list, i: int) -> int:
     while j < len(mods) and isinstance(mods[j], (nn.Flatten, nn.Identity, nn.Dropout)): j += 1
     return j
 
-# %% ../nbs/10_folding.ipynb #0035
+# %% ../nbs/10_folding.ipynb #0036
 def fold_batchnorms(model: nn.Module) -> list:
     "Fold, in place, each eval-mode batch norm whose output only feeds a binary layer's sign; the folded modules' names."
     folded = []
