@@ -16,7 +16,15 @@ from .models import BatchNormNoScale
 # %% auto #0
 __all__ = ['SignThreshold', 'smallest_true', 'fold_batchnorm_sign', 'fold_batchnorms']
 
-# %% ../nbs/10_folding.ipynb #0015
+# %% ../nbs/10_folding.ipynb #0006
+def _signed_step(x: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor|None = None) -> torch.Tensor:
+    "sign(scale (x - offset)) with sign(0) = +1, `offset` and `scale` per channel (dim 1); no `scale`: all +1."
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    d = x - offset.view(shape)  # IEEE: 0 exactly when x equals the offset, the sign right otherwise
+    if scale is not None: d = d.mul_(scale.view(shape))
+    return d.sign_().mul_(2).add_(1).sign_()  # sign with sign(0) = +1, as bnn_opt.quantizers
+
+# %% ../nbs/10_folding.ipynb #0009
 class SignThreshold(nn.Module):
     "sign(BN(x)) of a folded batch norm: +1 where (x >= `threshold`) != `flip`, else -1 (per channel, dim 1)."
     def __init__(self, threshold: torch.Tensor, # (C,) float32; ±inf for a constant output
@@ -31,15 +39,10 @@ class SignThreshold(nn.Module):
         self.register_buffer('scale', torch.where(self.flip, -1., 1.), persistent=False)
         self.any_flip = bool(self.flip.any())
 
-    def forward(self, x):
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        d = x - self.offset.view(shape)  # IEEE: 0 exactly when x equals the offset, the sign right otherwise
-        if self.any_flip: d = d.mul_(self.scale.view(shape))
-        return d.sign_().mul_(2).add_(1).sign_()  # sign with sign(0) = +1, as bnn_opt.quantizers
-
+    def forward(self, x): return _signed_step(x, self.offset, self.scale if self.any_flip else None)
     def extra_repr(self): return f"{len(self.threshold)}, flipped={int(self.flip.sum())}"
 
-# %% ../nbs/10_folding.ipynb #0018
+# %% ../nbs/10_folding.ipynb #0012
 _MAX_KEY = 0x7F7FFFFF  # the bit pattern of the largest finite float32
 
 def _key_float(k: torch.Tensor) -> torch.Tensor:
@@ -51,6 +54,7 @@ def _float_key(x: torch.Tensor) -> torch.Tensor:
     i = x.float().view(torch.int32).to(torch.int64)
     return torch.where(i >= 0, i, -(i + 2**31))
 
+# %% ../nbs/10_folding.ipynb #0015
 @torch.no_grad()
 def smallest_true(pred, # float32 (C,) -> bool (C,), non-decreasing in its argument, channel by channel
                   C: int) -> torch.Tensor:
@@ -64,7 +68,7 @@ def smallest_true(pred, # float32 (C,) -> bool (C,), non-decreasing in its argum
     t = torch.where(last, _key_float(hi), torch.tensor(math.inf))
     return torch.where(first, torch.tensor(-math.inf), t)
 
-# %% ../nbs/10_folding.ipynb #0020
+# %% ../nbs/10_folding.ipynb #0017
 def _bn_probe(bn: _BatchNorm, t: torch.Tensor) -> torch.Tensor:
     "(P, C) inputs for checking a fold: integers in [-1024, 1024], random values, and the floats next to each threshold."
     C, g = len(t), torch.Generator().manual_seed(0)
@@ -75,18 +79,26 @@ def _bn_probe(bn: _BatchNorm, t: torch.Tensor) -> torch.Tensor:
     near = _key_float((tk + torch.arange(-8, 9)[:, None]).clamp(-_MAX_KEY, _MAX_KEY))
     return torch.cat([ints, rand, near, near.round()])
 
+# %% ../nbs/10_folding.ipynb #0020
+def _bn_stats(bn: nn.Module) -> tuple|None:
+    "(scale, shift, mean, var) on the CPU of a batch norm that can be folded (eval mode, finite float32 statistics); else None."
+    if not isinstance(bn, _BatchNorm) or bn.training or bn.running_mean is None or bn.running_mean.dtype != torch.float32: return None
+    C = bn.num_features
+    w = bn.weight.detach().cpu() if bn.weight is not None else torch.ones(C)
+    b = bn.bias.detach().cpu() if bn.bias is not None else torch.zeros(C)
+    mean, var = bn.running_mean.cpu(), bn.running_var.cpu()
+    if not torch.cat([w, b, mean, var]).isfinite().all() or (var + bn.eps <= 0).any(): return None
+    return w, b, mean, var
+
+# %% ../nbs/10_folding.ipynb #0023
 @torch.no_grad()
 def fold_batchnorm_sign(bn: nn.Module, # a batch norm (BatchNorm1d/2d, BatchNormNoScale) in eval mode
                         ndim: int = 4, # rank of its input: 4 (N, C, H, W) or 2 (N, C)
                        ) -> SignThreshold|None:
     "A `SignThreshold` equal to sign(bn(x)) for every float32 x (on bn's device), or None when `bn` cannot be folded exactly."
-    if not isinstance(bn, _BatchNorm) or bn.training or bn.running_mean is None or bn.running_mean.dtype != torch.float32: return None
-    C, dev = bn.num_features, bn.running_mean.device
-    w = bn.weight.detach().cpu() if bn.weight is not None else torch.ones(C)
-    b = bn.bias.detach().cpu() if bn.bias is not None else torch.zeros(C)
-    mean, var = bn.running_mean.cpu(), bn.running_var.cpu()
-    if not torch.cat([w, b, mean, var]).isfinite().all() or (var + bn.eps <= 0).any(): return None
-    flip, shape = w < 0, (1, C) + (1,) * (ndim - 2)
+    if (stats := _bn_stats(bn)) is None: return None
+    C, dev, flip = bn.num_features, bn.running_mean.device, stats[0] < 0
+    shape = (1, C) + (1,) * (ndim - 2)
     positive = lambda x: (_sign(bn(x.view(shape).to(dev))).view(C) > 0).cpu()
     t = smallest_true(lambda x: positive(x) != flip, C)  # non-decreasing in x, channel by channel
     st = SignThreshold(t, flip).to(dev)
@@ -95,23 +107,29 @@ def fold_batchnorm_sign(bn: nn.Module, # a batch norm (BatchNorm1d/2d, BatchNorm
     probe = probe.to(dev)
     return st if torch.equal(st(probe), _sign(bn(probe))) else None
 
-# %% ../nbs/10_folding.ipynb #0031
+# %% ../nbs/10_folding.ipynb #0034
 def _signs_input(m: nn.Module) -> bool:
     "Whether `m` is a binary layer whose input goes through bnn_opt's sign (sign(0) = +1)."
     return isinstance(m, (QuantConv2d, QuantLinear)) and m.input_quantizer in (ste_sign, approx_sign)
 
+def _next_layer(mods: list, i: int) -> int:
+    "Index of the first module after `mods[i]` that is not a Flatten, Identity or Dropout (`len(mods)` if none)."
+    j = i + 1
+    while j < len(mods) and isinstance(mods[j], (nn.Flatten, nn.Identity, nn.Dropout)): j += 1
+    return j
+
+# %% ../nbs/10_folding.ipynb #0036
 def fold_batchnorms(model: nn.Module) -> list:
     "Fold, in place, each eval-mode batch norm whose output only feeds a binary layer's sign; the folded modules' names."
     folded = []
     for pname, seq in list(model.named_modules()):
         if not isinstance(seq, nn.Sequential): continue
-        names = list(seq._modules)
+        names = list(seq._modules); mods = list(seq._modules.values())
         for i, n in enumerate(names):
-            j = i + 1
-            while j < len(names) and isinstance(seq._modules[names[j]], (nn.Flatten, nn.Identity, nn.Dropout)): j += 1
-            if not isinstance(seq._modules[n], _BatchNorm) or j == len(names) or not _signs_input(nxt := seq._modules[names[j]]): continue
+            j = _next_layer(mods, i)
+            if not isinstance(mods[i], _BatchNorm) or j == len(names) or not _signs_input(nxt := mods[j]): continue
             ndim = 2 if isinstance(nxt, QuantLinear) and j == i + 1 else 4
-            if (st := fold_batchnorm_sign(seq._modules[n], ndim)) is None: continue
+            if (st := fold_batchnorm_sign(mods[i], ndim)) is None: continue
             seq._modules[n], nxt.input_quantizer = st, None
             folded.append(f"{pname}.{n}" if pname else n)
     return folded

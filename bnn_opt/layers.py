@@ -20,13 +20,17 @@ def _init_binary_(w: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return w.copy_(torch.randint(0, 2, w.shape, device=w.device).to(w.dtype).mul_(2).sub_(1))
 
-# %% ../nbs/01_layers.ipynb #0005
+# %% ../nbs/01_layers.ipynb #0007
+def _quantizer_name(q) -> str|None:
+    "The name of a quantizer in a layer's repr: a function's name, a module's class name, or None."
+    return getattr(q, '__name__', type(q).__name__) if q is not None else None
+
+# %% ../nbs/01_layers.ipynb #0009
 class _QuantMixin:
     "Shared set-up of binary layers: input/kernel quantizers and the binary-weight marker."
     def _setup_quant(self, input_quantizer, kernel_quantizer):
         self.input_quantizer = get_quantizer(input_quantizer)
         self.kernel_quantizer = get_quantizer(kernel_quantizer)
-        # no kernel quantizer: the kernel itself is binary, trained by a bit-flip optimizer
         self.binary_weight = self.kernel_quantizer is None
         if self.binary_weight: _init_binary_(self.weight)
         else: nn.init.uniform_(self.weight, -1., 1.)
@@ -38,10 +42,9 @@ class _QuantMixin:
         return x, w
 
     def _quant_repr(self):
-        name = lambda q: getattr(q, '__name__', type(q).__name__) if q is not None else None
-        return f"input_quantizer={name(self.input_quantizer)}, binary_weight={self.binary_weight}"
+        return f"input_quantizer={_quantizer_name(self.input_quantizer)}, binary_weight={self.binary_weight}"
 
-# %% ../nbs/01_layers.ipynb #0006
+# %% ../nbs/01_layers.ipynb #0010
 class QuantConv2d(_QuantMixin, nn.Conv2d):
     "A `nn.Conv2d` with a binary (±1) kernel and optionally binarized inputs; no bias by default."
     def __init__(self, in_channels:int, out_channels:int, kernel_size, stride=1, padding=0,
@@ -59,7 +62,7 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 
     def extra_repr(self): return super().extra_repr() + ", " + self._quant_repr()
 
-# %% ../nbs/01_layers.ipynb #0007
+# %% ../nbs/01_layers.ipynb #0012
 class QuantLinear(_QuantMixin, nn.Linear):
     "A `nn.Linear` with a binary (±1) kernel and optionally binarized inputs; no bias by default."
     def __init__(self, in_features:int, out_features:int, bias:bool=False,
@@ -75,7 +78,7 @@ class QuantLinear(_QuantMixin, nn.Linear):
 
     def extra_repr(self): return super().extra_repr() + ", " + self._quant_repr()
 
-# %% ../nbs/01_layers.ipynb #0014
+# %% ../nbs/01_layers.ipynb #0019
 def binary_modules(model: nn.Module):
     "Modules of `model` whose `weight` is a binary (bit-flip) parameter."
     return [m for m in model.modules() if getattr(m, 'binary_weight', False)]
@@ -92,7 +95,7 @@ def real_parameters(model: nn.Module) -> list:
     binary = {id(p) for p in binary_parameters(model)}
     return [p for p in model.parameters() if id(p) not in binary]
 
-# %% ../nbs/01_layers.ipynb #0017
+# %% ../nbs/01_layers.ipynb #0022
 def binary_parameter_names(model: nn.Module) -> dict:
     "Map id(parameter) -> qualified name, for the binary parameters of `model`."
     binary = {id(p) for p in binary_parameters(model)}
@@ -102,7 +105,7 @@ def parameter_names(model: nn.Module) -> dict:
     "Map id(parameter) -> qualified name for all parameters of `model`."
     return {id(p): n for n, p in model.named_parameters()}
 
-# %% ../nbs/01_layers.ipynb #0020
+# %% ../nbs/01_layers.ipynb #0025
 def latent_modules(model: nn.Module):
     "Modules whose real `weight` is binarized on the fly by a `kernel_quantizer`."
     return [m for m in model.modules() if getattr(m, 'kernel_quantizer', None) is not None]

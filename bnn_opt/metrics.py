@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
-from .optimizers import BitFlipOptimizer
+from .optimizers import BitFlipOptimizer, attach_method
 from .hybrid import HybridOptimizer
 
 # %% auto #0
@@ -23,6 +23,7 @@ def _bitflip_optimizer(opt) -> BitFlipOptimizer:
         raise TypeError(f"FlipRatio needs a BitFlipOptimizer or a HybridOptimizer, got `{type(opt).__name__}`")
     return inner
 
+# %% ../nbs/04_metrics.ipynb #0007
 def _unwrap(model: nn.Module) -> nn.Module:
     "The module inside DDP/DataParallel and `torch.compile` wrappers (so names lose `module.`/`_orig_mod.`)."
     while True:
@@ -30,14 +31,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
         elif isinstance(getattr(model, '_orig_mod', None), nn.Module): model = model._orig_mod
         else: return model
 
-def _method(cls, name: str):
-    "Decorator: attach a function to `cls` as method `name` (fastcore's `patch`, without a runtime dependency)."
-    def deco(f):
-        f.__name__, f.__qualname__ = name, f"{cls.__name__}.{name}"
-        setattr(cls, name, f); return f
-    return deco
-
-# %% ../nbs/04_metrics.ipynb #0006
+# %% ../nbs/04_metrics.ipynb #0009
 def _param_names(opt: BitFlipOptimizer, model: Optional[nn.Module] = None) -> list:
     "A name per parameter of `opt`: from `model`, else the group's 'param_names', else 'param{i}'."
     names = {id(p): n for n, p in _unwrap(model).named_parameters()} if model is not None else {}
@@ -48,7 +42,7 @@ def _param_names(opt: BitFlipOptimizer, model: Optional[nn.Module] = None) -> li
             out.append(names.get(id(p)) or (gn[j] if gn else f"param{len(out)}"))
     return out
 
-# %% ../nbs/04_metrics.ipynb #0009
+# %% ../nbs/04_metrics.ipynb #0012
 class FlipRatio:
     "Fraction of binary weights flipped per step, per parameter and 'overall', summed on the device."
     def __init__(self, opt, # a `BitFlipOptimizer` or a `HybridOptimizer`
@@ -61,8 +55,8 @@ class FlipRatio:
         self._marks = [self._mark(p) for p in self.params]
         self.reset()
 
-# %% ../nbs/04_metrics.ipynb #0011
-@_method(FlipRatio, 'reset')
+# %% ../nbs/04_metrics.ipynb #0014
+@attach_method(FlipRatio, 'reset')
 def _reset(self: FlipRatio):
     "Forget all steps (e.g. at the start of an epoch)."
     self.steps = 0                                   # `update` calls since the reset
@@ -70,7 +64,7 @@ def _reset(self: FlipRatio):
     self._sums = [torch.zeros((), dtype=torch.int64, device=p.device) for p in self.params]
     self._last = [None] * len(self.params)           # flips of the latest step (None: skipped)
 
-@_method(FlipRatio, '_mark')
+@attach_method(FlipRatio, '_mark')
 def _mark(self: FlipRatio, p):
     "Where `p`'s step count stands: `step` as an int (a CPU tensor), else the `flips` tensor itself."
     st = self.optimizer.state.get(p)
@@ -78,8 +72,8 @@ def _mark(self: FlipRatio, p):
     s = st['step']
     return int(s) if not isinstance(s, torch.Tensor) or s.device.type == 'cpu' else st['flips']
 
-# %% ../nbs/04_metrics.ipynb #0013
-@_method(FlipRatio, 'update')
+# %% ../nbs/04_metrics.ipynb #0017
+@attach_method(FlipRatio, 'update')
 def _update(self: FlipRatio):
     "Add the flips of the latest `opt.step()`: call once after each step; no host synchronisation."
     self.steps += 1
@@ -92,7 +86,7 @@ def _update(self: FlipRatio):
         self._marks[i], self._last[i] = m, f
         self.param_steps[i] += 1
 
-# %% ../nbs/04_metrics.ipynb #0014
+# %% ../nbs/04_metrics.ipynb #0018
 def _ratios(names, numels, flips, steps) -> dict:
     "flips / (numel * steps) per name and overall; nan where no step was taken."
     out = {n: f / (k * s) if k * s else math.nan for n, k, f, s in zip(names, numels, flips, steps)}
@@ -104,19 +98,19 @@ def _to_host(ts) -> list:
     "The values of 0-d tensors as Python numbers, with one synchronisation."
     return torch.stack([t.to(ts[0].device) for t in ts]).tolist() if ts else []
 
-# %% ../nbs/04_metrics.ipynb #0015
-@_method(FlipRatio, 'compute')
+# %% ../nbs/04_metrics.ipynb #0020
+@attach_method(FlipRatio, 'compute')
 def _compute(self: FlipRatio) -> dict:
     "Flip ratios averaged over the steps since `reset`, per parameter and 'overall' (one sync); nan before any step."
     return _ratios(self.names, self.numels, _to_host(self._sums), self.param_steps)
 
-@_method(FlipRatio, 'last_step_ratio')
+@attach_method(FlipRatio, 'last_step_ratio')
 def _last_step_ratio(self: FlipRatio) -> dict:
     "Flip ratios of the latest step only (one sync); nan for parameters that step skipped."
     z = [f if f is not None else s.new_zeros(()) for f, s in zip(self._last, self._sums)]
     return _ratios(self.names, self.numels, _to_host(z), [int(f is not None) for f in self._last])
 
-# %% ../nbs/04_metrics.ipynb #0029
+# %% ../nbs/04_metrics.ipynb #0034
 def accuracy(logits: torch.Tensor, # (N, C) scores
              targets: torch.Tensor, # (N,) class indices
              topk: Sequence[int] = (1,), # the k's of top-k accuracy
@@ -128,7 +122,7 @@ def accuracy(logits: torch.Tensor, # (N, C) scores
     hit = logits.topk(max(topk), dim=1).indices == targets[:, None]
     return torch.stack([hit[:, :k].any(1).sum() for k in topk])
 
-# %% ../nbs/04_metrics.ipynb #0033
+# %% ../nbs/04_metrics.ipynb #0038
 def reduce_across_ranks(t: torch.Tensor, # a tensor on this rank's device (CUDA for NCCL)
                         group=None, # the process group (default: all ranks)
                        ) -> torch.Tensor:
@@ -137,7 +131,7 @@ def reduce_across_ranks(t: torch.Tensor, # a tensor on this rank's device (CUDA 
     t = t.clone(); dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
     return t
 
-# %% ../nbs/04_metrics.ipynb #0035
+# %% ../nbs/04_metrics.ipynb #0040
 class RunningMean:
     "A sum and a count kept on the device (float64); `compute` returns sum/count, summed over ranks."
     def __init__(self): self.reset()
@@ -155,10 +149,10 @@ class RunningMean:
         else: self.sum += v
         self.count += n
 
-# %% ../nbs/04_metrics.ipynb #0037
+# %% ../nbs/04_metrics.ipynb #0042
 def _acc_dtype(device) -> torch.dtype: return torch.float32 if device.type == 'mps' else torch.float64
 
-@_method(RunningMean, 'compute')
+@attach_method(RunningMean, 'compute')
 def _rm_compute(self: RunningMean, reduce: bool = True, # sum over ranks first (see `reduce_across_ranks`)
                ) -> torch.Tensor:
     "The mean sum/count, a tensor on the device (read it with `.item()`/`.tolist()`: one sync)."

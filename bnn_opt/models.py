@@ -52,7 +52,7 @@ BASE_WIDTHS = dict(binarynet=128, xnornet=96, birealnet=64)  # each network's ba
 
 def _check_norm(norm): check_choice('norm', norm, NORMS)
 
-# %% ../nbs/05_models.ipynb #0012
+# %% ../nbs/05_models.ipynb #0013
 def _same_pad(n:int, k:int, s:int) -> tuple:
     "Keras 'SAME' padding (before, after) of one dimension of side `n` for kernel `k`, stride `s`."
     total = max((-(-n // s) - 1) * s + k - n, 0)
@@ -63,13 +63,14 @@ def pad_same(x:torch.Tensor, kernel_size, stride, value:float=0.) -> torch.Tenso
     (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
     return F.pad(x, (*_same_pad(x.shape[-1], kw, sw), *_same_pad(x.shape[-2], kh, sh)), value=value)
 
-# %% ../nbs/05_models.ipynb #0014
+# %% ../nbs/05_models.ipynb #0015
 class Conv2dSame(nn.Conv2d):
     "A real `nn.Conv2d` with Keras' 'same' padding (any stride; dilation 1)."
     def __init__(self, in_channels:int, out_channels:int, kernel_size, stride=1, **kwargs):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, **kwargs)
     def forward(self, x): return super().forward(pad_same(x, self.kernel_size, self.stride))
 
+# %% ../nbs/05_models.ipynb #0017
 class QuantConv2dSame(QuantConv2d):
     "A `QuantConv2d` with Keras' 'same' padding, applied after the input quantizer (the border is 0)."
     def __init__(self, in_channels:int, out_channels:int, kernel_size, stride=1, **kwargs):
@@ -78,13 +79,14 @@ class QuantConv2dSame(QuantConv2d):
         x, w = self._quant(x)
         return self._conv_forward(pad_same(x, self.kernel_size, self.stride), w, self.bias)
 
+# %% ../nbs/05_models.ipynb #0019
 class MaxPool2dSame(nn.MaxPool2d):
     "`nn.MaxPool2d` with Keras' 'same' padding (padded cells never win)."
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride, padding=0)
     def forward(self, x): return super().forward(pad_same(x, self.kernel_size, self.stride, -math.inf))
 
-# %% ../nbs/05_models.ipynb #0017
+# %% ../nbs/05_models.ipynb #0022
 TRUNC_NORMAL_STD = .87962566103423978  # std of a standard normal truncated to [-2, 2]: Keras' glorot_normal divides by it
 
 def _glorot_(m:nn.Module, normal:bool=False) -> nn.Module:
@@ -100,7 +102,34 @@ def _glorot_(m:nn.Module, normal:bool=False) -> nn.Module:
 
 def _ch(n:int, width:float) -> int: return max(1, round(n * width))
 
-# %% ../nbs/05_models.ipynb #0020
+# %% ../nbs/05_models.ipynb #0025
+def _binarynet_convs(in_channels:int, f:int, kq, nrm) -> list:
+    "BinaryNet's six binary 3x3 convs (f, f, 2f, 2f, 4f, 4f channels), a 2x2 max-pool after every second, each then `nrm`: (name, module) pairs."
+    convs = [(in_channels, f, False), (f, f, True), (f, 2*f, False), (2*f, 2*f, True), (2*f, 4*f, False), (4*f, 4*f, True)]
+    layers = []
+    for i, (ci, co, pool) in enumerate(convs, 1):
+        first = i == 1  # VALID padding and real-valued input
+        layers.append((f'conv{i}', QuantConv2d(ci, co, 3, padding=0 if first else 1,
+                       input_quantizer=None if first else 'ste_sign', kernel_quantizer=kq)))
+        if pool: layers.append((f'pool{i}', nn.MaxPool2d(2)))
+        layers.append((f'norm{i}', nrm(co)))
+    return layers
+
+# %% ../nbs/05_models.ipynb #0027
+def _binarynet_dense(dims:list, kq, nrm) -> list:
+    "BinaryNet's binary dense layers from size to size along `dims` (named dense7, dense8, ...), each then `nrm`: (name, module) pairs."
+    layers = []
+    for i, (di, do) in enumerate(zip(dims, dims[1:]), 7):
+        layers += [(f'dense{i}', QuantLinear(di, do, input_quantizer='ste_sign', kernel_quantizer=kq)), (f'norm{i}', nrm(do))]
+    return layers
+
+def _binarynet_side(input_size:int) -> int:
+    "Side of BinaryNet's last feature map for an `input_size` input: a VALID 3x3 conv, then three 2x2 max-pools."
+    side = (input_size - 2) // 8
+    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
+    return side
+
+# %% ../nbs/05_models.ipynb #0030
 def binarynet(norm:str="batch", # "batch" (BatchNorm without scale) or "layer" (LayerNorm over channels)
               filters:int=BASE_WIDTHS['binarynet'], # f: the convs have f, f, 2f, 2f, 4f, 4f channels
               dense_units:int|None=None, # width of the two hidden dense layers (None: 8f, the paper's 1024 at f = 128)
@@ -111,34 +140,46 @@ def binarynet(norm:str="batch", # "batch" (BatchNorm without scale) or "layer" (
              ) -> nn.Sequential:
     "BinaryNet as in the Bop papers: 6 binary 3x3 convs and 3 binary dense layers, each followed by a norm; returns logits."
     _check_norm(norm)
-    side = (input_size - 2) // 8  # VALID conv, then three 2x2 max-pools
-    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
+    side = _binarynet_side(input_size)
     kq, nrm = ('ste_sign' if latent else None), (BatchNormNoScale if norm == 'batch' else ChannelLayerNorm)
-    f, layers = filters, []
-    dense_units = dense_units or 8 * f
-    convs = [(in_channels, f, False), (f, f, True), (f, 2*f, False), (2*f, 2*f, True), (2*f, 4*f, False), (4*f, 4*f, True)]
-    for i, (ci, co, pool) in enumerate(convs, 1):
-        first = i == 1  # VALID padding and real-valued input
-        layers.append((f'conv{i}', QuantConv2d(ci, co, 3, padding=0 if first else 1,
-                       input_quantizer=None if first else 'ste_sign', kernel_quantizer=kq)))
-        if pool: layers.append((f'pool{i}', nn.MaxPool2d(2)))
-        layers.append((f'norm{i}', nrm(co)))
-    layers.append(('flatten', nn.Flatten()))
-    dims = [4 * f * side * side, dense_units, dense_units, num_classes]
-    for i, (di, do) in enumerate(zip(dims, dims[1:]), 7):
-        layers += [(f'dense{i}', QuantLinear(di, do, input_quantizer='ste_sign', kernel_quantizer=kq)), (f'norm{i}', nrm(do))]
-    return nn.Sequential(OrderedDict(layers))
+    units = dense_units or 8 * filters
+    return nn.Sequential(OrderedDict(_binarynet_convs(in_channels, filters, kq, nrm) + [('flatten', nn.Flatten())]
+                                     + _binarynet_dense([4 * filters * side * side, units, units, num_classes], kq, nrm)))
 
-# %% ../nbs/05_models.ipynb #0024
+# %% ../nbs/05_models.ipynb #0034
 def _xnor_side(n:int, stem_stride:int) -> int:
     "Side of the feature map that reaches XNOR-Net's 6x6 layer, for an `n`-pixel input (< 1: the pools do not fit)."
     n = -(-n // stem_stride)  # SAME stem conv
     for _ in range(3): n = (n - 3) // 2 + 1  # VALID 3/2 max-pools
     return n
 
-# %% ../nbs/05_models.ipynb #0026
+def _xnor_stem(input_size:int) -> tuple:
+    "(stem stride, side of the map at the \"6x6\" layer) for `input_size`: stride 4 where the three pools still fit, else 1."
+    stride = 4 if _xnor_side(input_size, 4) >= 1 else 1
+    side = _xnor_side(input_size, stride)
+    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
+    return stride, side
+
+# %% ../nbs/05_models.ipynb #0036
 XNORNET_L2 = 5e-7  # the released code's Keras L2 coefficient on XNOR-Net's real first conv and last dense
 
+def _xnor_norm(norm:str, ch:int, eps:float=1e-4) -> nn.Module:
+    return nn.BatchNorm2d(ch, eps=eps, momentum=0.1) if norm == 'batch' else ChannelLayerNorm(ch)
+
+def _xnornet_binary(c:list, side:int, norm:str, latent:bool) -> list:
+    "XNOR-Net from norm2 to relu8: six binary convs with ste_sign inputs (channels from `c`), each after a norm; (name, module) pairs."
+    bn = lambda ch, eps=1e-4: _xnor_norm(norm, ch, eps)
+    bconv = lambda ci, co, k, same=True: QuantConv2d(ci, co, k, padding=k // 2 if same else 0,
+                                                     input_quantizer='ste_sign', kernel_quantizer='ste_sign' if latent else None)
+    return [('norm2', bn(c[0])), ('conv2', bconv(c[0], c[1], 5)), ('pool2', nn.MaxPool2d(3, 2)),
+            ('norm3', bn(c[1])), ('conv3', bconv(c[1], c[2], 3)),
+            ('norm4', bn(c[2])), ('conv4', bconv(c[2], c[2], 3)),
+            ('norm5', bn(c[2])), ('conv5', bconv(c[2], c[1], 3)), ('pool5', nn.MaxPool2d(3, 2)),
+            ('norm6', bn(c[1])), ('conv6', bconv(c[1], c[3], side, same=False)),  # the "6x6 valid" dense-like conv
+            ('norm7', bn(c[3])), ('conv7', bconv(c[3], c[3], 1)),
+            ('norm8', bn(c[3], 1e-3)), ('relu8', nn.ReLU())]
+
+# %% ../nbs/05_models.ipynb #0039
 def xnornet(num_classes:int=1000,
             width:float=1.0, # scales every layer's channels (e.g. 1/16 for CPU tests)
             latent:bool=False, # True: real latent kernels binarized by ste_sign (the Adam baseline)
@@ -148,26 +189,14 @@ def xnornet(num_classes:int=1000,
            ) -> nn.Sequential:
     "XNOR-Net (AlexNet-like) for ImageNet: real first conv and last dense, 6 binary convs with ste_sign inputs; returns logits."
     _check_norm(norm)
-    stride = 4 if _xnor_side(input_size, 4) >= 1 else 1
-    side = _xnor_side(input_size, stride)
-    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
+    stride, side = _xnor_stem(input_size)
     c = [_ch(n, width) for n in (BASE_WIDTHS['xnornet'], 256, 384, 4096)]
-    bn = lambda ch, eps=1e-4: nn.BatchNorm2d(ch, eps=eps, momentum=0.1) if norm == 'batch' else ChannelLayerNorm(ch)
-    bconv = lambda ci, co, k, same=True: QuantConv2d(ci, co, k, padding=k // 2 if same else 0,
-                                                     input_quantizer='ste_sign', kernel_quantizer='ste_sign' if latent else None)
     stem, fc = _glorot_(Conv2dSame(3, c[0], 11, stride, bias=False)), _glorot_(nn.Linear(c[3], num_classes, bias=False))
     stem.weight_l2 = fc.weight_l2 = l2
-    return nn.Sequential(OrderedDict([
-        ('conv1', stem), ('norm1', bn(c[0], 1e-5)), ('relu1', nn.ReLU()), ('pool1', nn.MaxPool2d(3, 2)),
-        ('norm2', bn(c[0])), ('conv2', bconv(c[0], c[1], 5)), ('pool2', nn.MaxPool2d(3, 2)),
-        ('norm3', bn(c[1])), ('conv3', bconv(c[1], c[2], 3)),
-        ('norm4', bn(c[2])), ('conv4', bconv(c[2], c[2], 3)),
-        ('norm5', bn(c[2])), ('conv5', bconv(c[2], c[1], 3)), ('pool5', nn.MaxPool2d(3, 2)),
-        ('norm6', bn(c[1])), ('conv6', bconv(c[1], c[3], side, same=False)),  # the "6x6 valid" dense-like conv
-        ('norm7', bn(c[3])), ('conv7', bconv(c[3], c[3], 1)),
-        ('norm8', bn(c[3], 1e-3)), ('relu8', nn.ReLU()), ('flatten', nn.Flatten()), ('fc', fc)]))
+    return nn.Sequential(OrderedDict([('conv1', stem), ('norm1', _xnor_norm(norm, c[0], 1e-5)), ('relu1', nn.ReLU()),
+        ('pool1', nn.MaxPool2d(3, 2)), *_xnornet_binary(c, side, norm, latent), ('flatten', nn.Flatten()), ('fc', fc)]))
 
-# %% ../nbs/05_models.ipynb #0028
+# %% ../nbs/05_models.ipynb #0041
 def l2_parameters(model:nn.Module) -> list:
     "(weight, coefficient) pairs of the modules of `model` that carry an L2 penalty (`module.weight_l2`)."
     return [(m.weight, m.weight_l2) for m in model.modules() if getattr(m, 'weight_l2', 0)]
@@ -177,10 +206,11 @@ def l2_penalty(model:nn.Module) -> torch.Tensor:
     terms = [c * w.square().sum() for w, c in l2_parameters(model)]
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
-# %% ../nbs/05_models.ipynb #0032
+# %% ../nbs/05_models.ipynb #0045
 def _bireal_norm(norm:str, ch:int) -> nn.Module:
     return nn.BatchNorm2d(ch, eps=1e-3, momentum=0.2) if norm == 'batch' else ChannelLayerNorm(ch)
 
+# %% ../nbs/05_models.ipynb #0047
 class BiRealBlock(nn.Module):
     "Bi-Real Net block: approx_sign -> binary 3x3 conv -> norm, plus a shortcut (avgpool 2 -> real 1x1 conv -> norm where the width changes)."
     def __init__(self, in_channels:int, out_channels:int,
@@ -197,7 +227,7 @@ class BiRealBlock(nn.Module):
 
     def forward(self, x): return self.norm(self.conv(x)) + self.shortcut(x)
 
-# %% ../nbs/05_models.ipynb #0034
+# %% ../nbs/05_models.ipynb #0049
 def birealnet(num_classes:int=1000,
               width:float=1.0, # scales every layer's channels (e.g. 1/8 for CPU tests)
               latent:bool=False, # True: real latent kernels binarized by ste_sign (the Adam baseline)
@@ -213,7 +243,7 @@ def birealnet(num_classes:int=1000,
         ('pool1', MaxPool2dSame(3, 2)), ('blocks', nn.Sequential(*blocks)),
         ('pool', nn.AdaptiveAvgPool2d(1)), ('flatten', nn.Flatten()), ('fc', _glorot_(nn.Linear(8 * c0, num_classes)))]))
 
-# %% ../nbs/05_models.ipynb #0042
+# %% ../nbs/05_models.ipynb #0057
 MODELS = dict(binarynet=binarynet, xnornet=xnornet, birealnet=birealnet)
 
 def get_model(name:str, # 'binarynet', 'xnornet' or 'birealnet'
@@ -222,7 +252,7 @@ def get_model(name:str, # 'binarynet', 'xnornet' or 'birealnet'
     check_choice('model', name, tuple(MODELS))
     return MODELS[name](**kwargs)
 
-# %% ../nbs/05_models.ipynb #0045
+# %% ../nbs/05_models.ipynb #0060
 def model_stats(model:nn.Module) -> dict:
     "Binary and real parameter counts of `model` and its memory at 32 bits vs with 1-bit binary weights."
     nb = sum(p.numel() for p in binary_parameters(model))
@@ -231,7 +261,7 @@ def model_stats(model:nn.Module) -> dict:
     return dict(binary_params=nb, real_params=nr, total_params=nb + nr, memory_bytes_32bit=m32,
                 memory_bytes_binary=m1, compression_ratio=m32 / m1 if m1 else 1.)
 
-# %% ../nbs/05_models.ipynb #0048
+# %% ../nbs/05_models.ipynb #0063
 def _output_shapes(model:nn.Module, input_shape) -> dict:
     "Output shape (batch dim -1) of every module of `model` for one zero input of `input_shape`, by name."
     p, shapes, training = next(model.parameters()), {}, model.training
@@ -248,7 +278,7 @@ def _output_shapes(model:nn.Module, input_shape) -> dict:
         for h in hooks: h.remove()
     return shapes
 
-# %% ../nbs/05_models.ipynb #0049
+# %% ../nbs/05_models.ipynb #0065
 def _layer_rows(model:nn.Module, shapes:dict) -> list:
     "(name, type, output shape, # binary, # real, KiB) for each module of `model` that owns parameters."
     binary, rows = {id(p) for p in binary_parameters(model)}, []
@@ -259,6 +289,7 @@ def _layer_rows(model:nn.Module, shapes:dict) -> list:
         rows.append((name or '(model)', type(m).__name__, str(shapes.get(name, '')), nb, nr, (-(-nb // 8) + 4 * nr) / 1024))
     return rows
 
+# %% ../nbs/05_models.ipynb #0067
 def _table(cells:list) -> list:
     "Lines of `cells` (rows of strings, the first the header) in aligned columns: 3 text columns left, numbers right."
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
@@ -266,11 +297,12 @@ def _table(cells:list) -> list:
     line = '-' * len(fmt(cells[0]))
     return [fmt(cells[0]), line, *map(fmt, cells[1:]), line]
 
-# %% ../nbs/05_models.ipynb #0051
+# %% ../nbs/05_models.ipynb #0069
 class ModelSummary(str):
     "The text of `summary`: a `str` that displays as the table; `.rows` and `.stats` hold the numbers."
     def __repr__(self): return str(self)
 
+# %% ../nbs/05_models.ipynb #0071
 def summary(model:nn.Module,
             input_shape=None, # e.g. (3, 32, 32), without the batch dimension: adds output shapes
            ) -> ModelSummary:

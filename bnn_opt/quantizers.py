@@ -18,7 +18,7 @@ def _sign(x):
     # (torch.where with scalars is several times slower on the CPU)
     return torch.sign(x).mul_(2).add_(1).sign_()
 
-# %% ../nbs/00_quantizers.ipynb #0005
+# %% ../nbs/00_quantizers.ipynb #0007
 _NEXT_UP = {}
 _INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
 
@@ -30,7 +30,19 @@ def _next_up(c: float, dtype) -> float:
         _NEXT_UP[key] = (t.view(_INT_VIEW[dtype]) + 1).view(dtype).item()  # next bit pattern up
     return _NEXT_UP[key]
 
-# %% ../nbs/00_quantizers.ipynb #0006
+# %% ../nbs/00_quantizers.ipynb #0009
+def _ste_grad(grad, x, clip_value: float):
+    "`grad` where |x| <= `clip_value`, 0 elsewhere: the straight-through estimator's backward pass."
+    if torch.compiler.is_compiling():
+        # traced by torch.compile: the same mask, written so that the compiler fuses it (the cached bound
+        # below is a Python side effect that would break the graph)
+        return torch.where(x.abs() <= clip_value, grad, 0)
+    # hardtanh_backward passes grad where lo < x < hi; widening the bounds by one unit in the last
+    # place of x's dtype makes that exactly |x| <= clip_value, in one fast pass
+    hi = _next_up(clip_value, x.dtype)
+    return torch.ops.aten.hardtanh_backward(grad, x.to(grad.dtype), -hi, hi)
+
+# %% ../nbs/00_quantizers.ipynb #0012
 class _SteSignFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, clip_value):
@@ -41,16 +53,9 @@ class _SteSignFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, = ctx.saved_tensors
-        if torch.compiler.is_compiling():
-            # traced by torch.compile: the same mask, written so that the compiler fuses it (the cached bound
-            # below is a Python side effect that would break the graph)
-            return torch.where(x.abs() <= ctx.clip_value, grad, 0), None
-        # hardtanh_backward passes grad where lo < x < hi; widening the bounds by one unit in the last
-        # place of x's dtype makes that exactly |x| <= clip_value, in one fast pass
-        hi = _next_up(ctx.clip_value, x.dtype)
-        return torch.ops.aten.hardtanh_backward(grad, x.to(grad.dtype), -hi, hi), None
+        return _ste_grad(grad, x, ctx.clip_value), None
 
-# %% ../nbs/00_quantizers.ipynb #0007
+# %% ../nbs/00_quantizers.ipynb #0013
 def ste_sign(x: torch.Tensor, # input tensor
              clip_value: float = 1.0, # the gradient passes where |x| <= clip_value
             ) -> torch.Tensor:
@@ -58,7 +63,7 @@ def ste_sign(x: torch.Tensor, # input tensor
     check_range('clip_value', clip_value, 0.)
     return _SteSignFn.apply(x, clip_value)
 
-# %% ../nbs/00_quantizers.ipynb #0012
+# %% ../nbs/00_quantizers.ipynb #0018
 class _ApproxSignFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
@@ -70,13 +75,13 @@ class _ApproxSignFn(torch.autograd.Function):
         x, = ctx.saved_tensors
         return (1 - x.abs()).clamp_(min=0).mul_(2).to(grad.dtype).mul_(grad)
 
-# %% ../nbs/00_quantizers.ipynb #0013
+# %% ../nbs/00_quantizers.ipynb #0019
 def approx_sign(x: torch.Tensor # input tensor
                ) -> torch.Tensor:
     "Sign (sign(0)=+1) with Bi-Real Net's piecewise-quadratic surrogate gradient `2 - 2|x|` inside |x| <= 1."
     return _ApproxSignFn.apply(x)
 
-# %% ../nbs/00_quantizers.ipynb #0018
+# %% ../nbs/00_quantizers.ipynb #0024
 class SteSign(nn.Module):
     "Module form of `ste_sign`."
     def __init__(self, clip_value: float = 1.0):
@@ -90,7 +95,7 @@ class ApproxSign(nn.Module):
     "Module form of `approx_sign`."
     def forward(self, x): return approx_sign(x)
 
-# %% ../nbs/00_quantizers.ipynb #0019
+# %% ../nbs/00_quantizers.ipynb #0026
 _QUANTIZERS = {'ste_sign': ste_sign, 'approx_sign': approx_sign}
 
 def get_quantizer(q):

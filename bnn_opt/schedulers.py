@@ -9,6 +9,7 @@ import warnings
 from typing import Callable, Sequence
 import torch
 from .checks import check_choice, check_range
+from .optimizers import attach_method
 
 # %% auto #0
 __all__ = ['SCHEDULE_PERIODS', 'Schedule', 'Constant', 'ExponentialDecay', 'PolynomialDecay', 'ParamScheduler', 'SchedulerList',
@@ -26,7 +27,7 @@ def _bool(name, v) -> bool:
     "`v` if True or False (not 0, 1 or a string: a config string 'false' must not turn a flag on)."
     return check_choice(name, v, (False, True))
 
-# %% ../nbs/03_schedulers.ipynb #0006
+# %% ../nbs/03_schedulers.ipynb #0007
 class Schedule:
     "Base class: a hyperparameter value as a function of the step count (0 for the first update)."
     _fields = ()
@@ -36,14 +37,14 @@ class Schedule:
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._fields)})"
 
-# %% ../nbs/03_schedulers.ipynb #0007
+# %% ../nbs/03_schedulers.ipynb #0008
 class Constant(Schedule):
     "The same `value` at every step."
     _fields = ('value',)
     def __init__(self, value:float): self.value = _num('value', value)
     def _value(self, step): return self.value
 
-# %% ../nbs/03_schedulers.ipynb #0009
+# %% ../nbs/03_schedulers.ipynb #0010
 class ExponentialDecay(Schedule):
     "Keras `ExponentialDecay`: `initial * decay_rate ** (step / decay_steps)`, exponent floored if `staircase`."
     _fields = ('initial', 'decay_steps', 'decay_rate', 'staircase')
@@ -58,7 +59,14 @@ class ExponentialDecay(Schedule):
         p = step / self.decay_steps
         return self.initial * self.decay_rate ** (math.floor(p) if self.staircase else p)
 
-# %% ../nbs/03_schedulers.ipynb #0012
+# %% ../nbs/03_schedulers.ipynb #0013
+def _decay_fraction(step, T, power, cycle:bool) -> float:
+    "Keras' weight of `initial` in `PolynomialDecay`: (1 - step/T) ** power, step clipped to T, or with `cycle` T stretched to T ceil(step/T)."
+    if cycle: T = T * (1 if step == 0 else math.ceil(step / T))
+    else: step = min(step, T)
+    return (1 - step / T) ** power
+
+# %% ../nbs/03_schedulers.ipynb #0015
 class PolynomialDecay(Schedule):
     "Keras `PolynomialDecay`: from `initial` to `end` in `decay_steps` steps along `(1 - step/decay_steps) ** power`."
     _fields = ('initial', 'decay_steps', 'end', 'power', 'cycle')
@@ -71,13 +79,10 @@ class PolynomialDecay(Schedule):
         self.end, self.power, self.cycle = _num('end', end), _pos('power', power), _bool('cycle', cycle)
 
     def _value(self, step):
-        T = self.decay_steps
-        if self.cycle: T = T * (1 if step == 0 else math.ceil(step / T))
-        else: step = min(step, T)
-        f = (1 - step / T) ** self.power
+        f = _decay_fraction(step, self.decay_steps, self.power, self.cycle)
         return self.initial * f + self.end * (1 - f)  # Keras' (initial - end) * f + end, exact at both ends
 
-# %% ../nbs/03_schedulers.ipynb #0018
+# %% ../nbs/03_schedulers.ipynb #0021
 def _group_keys(groups) -> str:
     return ', '.join(sorted({k for g in groups for k in g if k != 'params'})) or 'none'
 
@@ -94,12 +99,12 @@ def _target_groups(optimizer, key:str, groups:tuple|None=None) -> list:
         if key not in pgs[i]: raise ValueError(f"Param group {i} has no key `{key}` (its keys: {_group_keys([pgs[i]])})")
     return [pgs[i] for i in groups]
 
-# %% ../nbs/03_schedulers.ipynb #0019
+# %% ../nbs/03_schedulers.ipynb #0022
 def _describe(schedule) -> str:
     "A run-independent description of `schedule` (no memory addresses)."
     return repr(schedule) if isinstance(schedule, Schedule) else getattr(schedule, '__qualname__', type(schedule).__name__)
 
-# %% ../nbs/03_schedulers.ipynb #0020
+# %% ../nbs/03_schedulers.ipynb #0024
 class ParamScheduler:
     "Set `group[key] = schedule(step)` in an optimizer's param groups; call `step()` after each optimizer step."
     def __init__(self, optimizer, # anything with a `param_groups` list of dicts (torch optimizers, `HybridOptimizer`)
@@ -112,51 +117,51 @@ class ParamScheduler:
         if self.groups == (): raise ValueError("Invalid groups: `()` (give at least one index, or None)")
         self._apply(0)  # the first optimizer step uses schedule(0)
 
-    def _apply(self, step:int):
-        targets = _target_groups(self.optimizer, self.key, self.groups)
-        v = float(self.schedule(step))
-        if not math.isfinite(v): raise ValueError(f"Invalid value: schedule for `{self.key}` gave `{v}` at step {step}")
-        for g in targets:
-            if isinstance(g[self.key], torch.Tensor): g[self.key].fill_(v)  # tensor hyperparameters stay tensors
-            else: g[self.key] = v
-        self.last_step, self.last_value = step, v
-
-    def step(self):
-        "Advance by one optimizer step and set the value the next optimizer step will use."
-        self._apply(self.last_step + 1)
-
-    def state_dict(self) -> dict:
-        "The step counter, the key, the groups and a description of the schedule (plain Python types)."
-        return dict(last_step=self.last_step, key=self.key, schedule=_describe(self.schedule),
-                    groups=None if self.groups is None else list(self.groups))
-
-    def load_state_dict(self, state:dict):
-        "Resume at `state['last_step']`; the key must match, a different schedule only warns."
-        if state['key'] != self.key:
-            raise ValueError(f"Invalid state: key `{state['key']}` (this scheduler sets `{self.key}`)")
-        if state.get('schedule') != _describe(self.schedule):
-            warnings.warn(f"Resuming `{self.key}` with {_describe(self.schedule)}, saved with {state.get('schedule')}")
-        self._apply(int(state['last_step']))
-
     @property
     def name(self) -> str: return self.key if self.groups is None else f"{self.key}{list(self.groups)}"
     def __repr__(self):
         return f"ParamScheduler({self.name}, step={self.last_step}, value={self.last_value:g}, {_describe(self.schedule)})"
 
-# %% ../nbs/03_schedulers.ipynb #0035
+# %% ../nbs/03_schedulers.ipynb #0026
+@attach_method(ParamScheduler, '_apply')
+def _apply(self: ParamScheduler, step:int):
+    "Set the target groups' `key` to `schedule(step)`, and remember the step and the value."
+    targets = _target_groups(self.optimizer, self.key, self.groups)
+    v = float(self.schedule(step))
+    if not math.isfinite(v): raise ValueError(f"Invalid value: schedule for `{self.key}` gave `{v}` at step {step}")
+    for g in targets:
+        if isinstance(g[self.key], torch.Tensor): g[self.key].fill_(v)  # tensor hyperparameters stay tensors
+        else: g[self.key] = v
+    self.last_step, self.last_value = step, v
+
+@attach_method(ParamScheduler)
+def _step(self: ParamScheduler):
+    "Advance by one optimizer step and set the value the next optimizer step will use."
+    self._apply(self.last_step + 1)
+
+# %% ../nbs/03_schedulers.ipynb #0037
+@attach_method(ParamScheduler)
+def _state_dict(self: ParamScheduler) -> dict:
+    "The step counter, the key, the groups and a description of the schedule (plain Python types)."
+    return dict(last_step=self.last_step, key=self.key, schedule=_describe(self.schedule),
+                groups=None if self.groups is None else list(self.groups))
+
+@attach_method(ParamScheduler)
+def _load_state_dict(self: ParamScheduler, state:dict):
+    "Resume at `state['last_step']`; the key must match, a different schedule only warns."
+    if state['key'] != self.key:
+        raise ValueError(f"Invalid state: key `{state['key']}` (this scheduler sets `{self.key}`)")
+    if state.get('schedule') != _describe(self.schedule):
+        warnings.warn(f"Resuming `{self.key}` with {_describe(self.schedule)}, saved with {state.get('schedule')}")
+    self._apply(int(state['last_step']))
+
+# %% ../nbs/03_schedulers.ipynb #0042
 class SchedulerList:
     "Several `ParamScheduler`s stepped together, with one combined `state_dict`."
     def __init__(self, schedulers:Sequence[ParamScheduler]=()): self.schedulers = list(schedulers)
     def step(self):
         "Step every scheduler (after each optimizer step)."
         for s in self.schedulers: s.step()
-    def state_dict(self) -> dict: return dict(schedulers=[s.state_dict() for s in self.schedulers])
-    def load_state_dict(self, state:dict):
-        "Load each scheduler's state, in order."
-        sds = state['schedulers']
-        if len(sds) != len(self.schedulers):
-            raise ValueError(f"Invalid state: `{len(sds)}` schedulers saved, {len(self.schedulers)} here")
-        for s, sd in zip(self.schedulers, sds): s.load_state_dict(sd)
     @property
     def last_values(self) -> dict:
         "Current value per scheduler name (`key`, or `key[groups]`), e.g. for logging."
@@ -166,7 +171,21 @@ class SchedulerList:
     def __getitem__(self, i): return self.schedulers[i]
     def __repr__(self): return 'SchedulerList(\n' + ''.join(f'  {s!r},\n' for s in self.schedulers) + ')'
 
-# %% ../nbs/03_schedulers.ipynb #0038
+# %% ../nbs/03_schedulers.ipynb #0045
+@attach_method(SchedulerList)
+def _state_dict(self: SchedulerList) -> dict:
+    "The states of the schedulers, in order."
+    return dict(schedulers=[s.state_dict() for s in self.schedulers])
+
+@attach_method(SchedulerList)
+def _load_state_dict(self: SchedulerList, state:dict):
+    "Load each scheduler's state, in order."
+    sds = state['schedulers']
+    if len(sds) != len(self.schedulers):
+        raise ValueError(f"Invalid state: `{len(sds)}` schedulers saved, {len(self.schedulers)} here")
+    for s, sd in zip(self.schedulers, sds): s.load_state_dict(sd)
+
+# %% ../nbs/03_schedulers.ipynb #0048
 # type -> its fields, the required one first
 _TYPES = dict(constant=(), exponential=('decay_rate', 'staircase'), linear=('end',),
               polynomial=('end', 'power', 'cycle'))
@@ -182,18 +201,24 @@ def _spec_steps(spec:dict, steps_per_epoch:float|None):
     if steps_per_epoch is None: raise ValueError(f"Invalid schedule spec: `{k}` needs steps_per_epoch")
     return int(_pos(k, spec[k]) * _pos('steps_per_epoch', steps_per_epoch))
 
-# %% ../nbs/03_schedulers.ipynb #0039
-def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'|'constant', ...}
-                       initial:float|None=None, # value at step 0 unless the spec gives 'initial'
-                       steps_per_epoch:float|None=None, # converts 'epochs'/'decay_epochs' to steps
-                      ) -> Schedule:
-    "Build one `Schedule` from a config dict (see the table above)."
+# %% ../nbs/03_schedulers.ipynb #0050
+def _spec_type(spec:dict) -> str:
+    "The `type` of `spec`, lowercased, after checking that it is known and that `spec` has only the fields that type allows."
     typ = str(spec.get('type', '')).lower()
     if typ not in _TYPES:
         raise ValueError(f"Invalid schedule type: `{spec.get('type')}` (must be one of {', '.join(_TYPES)})")
     allowed = sorted({'type', 'initial', 'groups', *_TYPES[typ], *(SCHEDULE_PERIODS if typ != 'constant' else ())})
     if extra := sorted(set(spec) - set(allowed)):
         raise ValueError(f"Invalid field(s) for a `{typ}` schedule: {', '.join(extra)} (allowed: {', '.join(allowed)})")
+    return typ
+
+# %% ../nbs/03_schedulers.ipynb #0052
+def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'|'constant', ...}
+                       initial:float|None=None, # value at step 0 unless the spec gives 'initial'
+                       steps_per_epoch:float|None=None, # converts 'epochs'/'decay_epochs' to steps
+                      ) -> Schedule:
+    "Build one `Schedule` from a config dict (see the table above)."
+    typ = _spec_type(spec)
     init = spec.get('initial', initial)
     if init is None: raise ValueError(f"Invalid schedule spec: no initial value for a `{typ}` schedule")
     if typ == 'constant': return Constant(init)
@@ -202,7 +227,7 @@ def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'
     if typ == 'exponential': return ExponentialDecay(init, T, spec['decay_rate'], g('staircase', False))
     return PolynomialDecay(init, T, spec['end'], 1.0 if typ == 'linear' else g('power', 1.0), g('cycle', False))
 
-# %% ../nbs/03_schedulers.ipynb #0041
+# %% ../nbs/03_schedulers.ipynb #0054
 def _current_value(optimizer, key:str, groups=None) -> float:
     "The value of `key` shared by the target groups (ValueError if they disagree)."
     vals = sorted({float(g[key]) for g in _target_groups(optimizer, key, groups)})
@@ -210,7 +235,15 @@ def _current_value(optimizer, key:str, groups=None) -> float:
                                        f"({', '.join(map(str, vals))}); give 'initial' or 'groups' in the spec")
     return vals[0]
 
-# %% ../nbs/03_schedulers.ipynb #0042
+def _spec_schedule(optimizer, key:str, s, steps_per_epoch:float):
+    "The schedule of entry `key: s` of a config: a callable as it is, a dict through `schedule_from_spec` (initial value from `optimizer` unless given)."
+    if callable(s): return s
+    if isinstance(s, dict):
+        init = s['initial'] if 'initial' in s else _current_value(optimizer, key, s.get('groups'))
+        return schedule_from_spec(s, init, steps_per_epoch)
+    raise TypeError(f"Invalid spec for `{key}`: `{s!r}` (must be a dict or a callable)")
+
+# %% ../nbs/03_schedulers.ipynb #0056
 def schedules_from_config(optimizer, # anything with a `param_groups` list of dicts
                           spec:dict|None, # key -> spec dict (see `schedule_from_spec`) or a `step -> value` callable
                           steps_per_epoch:float, # optimizer steps per epoch (may be fractional: samples / batch size)
@@ -220,10 +253,5 @@ def schedules_from_config(optimizer, # anything with a `param_groups` list of di
     out = []
     for key, s in (spec or {}).items():
         groups = s.get('groups') if isinstance(s, dict) else None
-        if callable(s): sched = s
-        elif isinstance(s, dict):
-            init = s['initial'] if 'initial' in s else _current_value(optimizer, key, groups)
-            sched = schedule_from_spec(s, init, steps_per_epoch)
-        else: raise TypeError(f"Invalid spec for `{key}`: `{s!r}` (must be a dict or a callable)")
-        out.append(ParamScheduler(optimizer, key, sched, groups))
+        out.append(ParamScheduler(optimizer, key, _spec_schedule(optimizer, key, s, steps_per_epoch), groups))
     return SchedulerList(out)
