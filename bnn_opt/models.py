@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
-from .checks import check_choice
+from .checks import check_choice, InputError
 from .layers import QuantConv2d, QuantLinear, binary_parameters, real_parameters
 
 # %% auto #0
@@ -30,7 +30,7 @@ class BatchNormNoScale(nn.modules.batchnorm._BatchNorm):
         self.register_buffer('weight', torch.ones(num_features, device=device, dtype=dtype))
 
     def _check_input_dim(self, x):
-        if x.dim() not in (2, 4): raise ValueError(f"BatchNormNoScale expects 2D or 4D input, got `{x.dim()}D`")
+        if x.dim() not in (2, 4): raise InputError(f"BatchNormNoScale expects 2D or 4D input, got `{x.dim()}D`")
 
     def extra_repr(self): return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, scale=False"
 
@@ -112,7 +112,7 @@ def binarynet(norm:str="batch", # "batch" (BatchNorm without scale) or "layer" (
     "BinaryNet as in the Bop papers: 6 binary 3x3 convs and 3 binary dense layers, each followed by a norm; returns logits."
     _check_norm(norm)
     side = (input_size - 2) // 8  # VALID conv, then three 2x2 max-pools
-    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
+    if side < 1: raise InputError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
     kq, nrm = ('ste_sign' if latent else None), (BatchNormNoScale if norm == 'batch' else ChannelLayerNorm)
     f, layers = filters, []
     dense_units = dense_units or 8 * f
@@ -150,7 +150,7 @@ def xnornet(num_classes:int=1000,
     _check_norm(norm)
     stride = 4 if _xnor_side(input_size, 4) >= 1 else 1
     side = _xnor_side(input_size, stride)
-    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
+    if side < 1: raise InputError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
     c = [_ch(n, width) for n in (BASE_WIDTHS['xnornet'], 256, 384, 4096)]
     bn = lambda ch, eps=1e-4: nn.BatchNorm2d(ch, eps=eps, momentum=0.1) if norm == 'batch' else ChannelLayerNorm(ch)
     bconv = lambda ci, co, k, same=True: QuantConv2d(ci, co, k, padding=k // 2 if same else 0,
