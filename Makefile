@@ -53,7 +53,8 @@ bench: install
 readme: install
 	$(PY) tools/build_docs.py readme
 
-# an HTML page per notebook in _docs/, offline and without running them: nbdev_docs when the quarto binary is
-# on PATH, else nbconvert (a dev requirement); it says which it used
+# nbdev's site in _docs/, offline: nbdev's notebook processors make each notebook's page (show_doc signatures; they
+# run imports, exported and show_doc cells, no test), then nbdev_docs renders them when the quarto binary is on PATH,
+# else nbconvert, with math by the MathJax of jupyter-server-mathjax (dev requirements); it says which it used
 docs: install
 	$(PY) tools/build_docs.py html --out _docs

@@ -8,7 +8,11 @@ import math
 import torch
 
 # %% auto #0
-__all__ = ['BIAS_CORRECTIONS', 'check_range', 'check_choice', 'check_bias_correction']
+__all__ = ['BIAS_CORRECTIONS', 'InputError', 'check_range', 'check_choice', 'check_bias_correction']
+
+# %% ../nbs/00a_checks.ipynb #ie02
+class InputError(ValueError):
+    "A bad setting or input, in one line that names the value and what would be accepted."
 
 # %% ../nbs/00a_checks.ipynb #0004
 def check_range(name: str, # the setting's name, for the message
@@ -17,13 +21,13 @@ def check_range(name: str, # the setting's name, for the message
                 hi: float|None = None, # upper bound (inclusive); None: no upper bound
                 lo_open: bool = False, # True: `lo` itself is refused
                ) -> float:
-    "`value` as a float; a ValueError naming `name` unless it is a finite number with lo <(=) value (<= hi)."
+    "`value` as a float; an InputError naming `name` unless it is a finite number with lo <(=) value (<= hi)."
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not (torch.is_tensor(value) and value.numel() == 1):
-        raise ValueError(f"Invalid {name} value: `{value!r}` (must be a number)")
+        raise InputError(f"Invalid {name} value: `{value!r}` (must be a number)")
     v = float(value)
     if (not math.isfinite(v)) or (v <= lo if lo_open else v < lo) or (hi is not None and v > hi):
         rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-        raise ValueError(f"Invalid {name} value: `{value}` (must be in {rng})")
+        raise InputError(f"Invalid {name} value: `{value}` (must be in {rng})")
     return v
 
 # %% ../nbs/00a_checks.ipynb #0007
@@ -33,9 +37,9 @@ def check_choice(name: str, # the setting's name, for the message
                  value, # the value to check
                  choices, # the accepted values
                 ):
-    "`value` when it is one of `choices`; else a ValueError naming `name` and listing the choices."
+    "`value` when it is one of `choices`; else an InputError naming `name` and listing the choices."
     if not any(_same(value, c) for c in choices):
-        raise ValueError(f"Invalid {name} value: `{value!r}` (use {', '.join(map(repr, choices))})")
+        raise InputError(f"Invalid {name} value: `{value!r}` (use {', '.join(map(repr, choices))})")
     return value
 
 # %% ../nbs/00a_checks.ipynb #0010

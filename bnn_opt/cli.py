@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #0001
 from __future__ import annotations
-import argparse, os, signal, sys
+import argparse, os, signal, sys, traceback
 import torch.distributed as dist
 from typing import Optional
 from .config import PRESETS, parse_overrides, resolve_config
@@ -15,24 +15,32 @@ from .design import SCALES, TABLES
 from .reproduce import display_command, reproduce
 from .runfolder import RunError, RunInterrupted
 from .train import train
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'cmd_train', 'cmd_export', 'cmd_evaluate', 'cmd_reproduce', 'parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #0004
-# what bad input, or a run that stops itself with an explanation, raises: one line on stderr, exit status 2
-USER_ERRORS = (ValueError, OSError, RunError, DataUnavailableError, FloatingPointError)
+# bad input, or a run that stops itself with an explanation: one line on stderr, exit status 2. Anything else is a bug:
+# its traceback, a line asking to report it, exit status 1. `--debug` (or BNN_OPT_DEBUG=1) shows the traceback of any error.
+USER_ERRORS = (InputError, RunError, DataUnavailableError, FloatingPointError, FileNotFoundError)
 
 class _Parser(argparse.ArgumentParser):
-    "argparse with its errors in one line and a pointer to --help, instead of the whole usage text."
+    "argparse with its errors in one line and a pointer to --help, instead of the whole usage text; every command takes --debug."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                          help='show the traceback of any error, a bad input too (or set BNN_OPT_DEBUG=1)')
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 def _one_line(e: BaseException) -> str: return ' '.join(str(e).split()) or type(e).__name__
 
+def _debug(a) -> bool: return getattr(a, 'debug', False) or os.environ.get('BNN_OPT_DEBUG', '0') not in ('', '0')
+
 # %% ../nbs/09_cli.ipynb #0006
 _TRAIN_OPTIONS = ('model', 'norm', 'width', 'dataset', 'data', 'subset', 'epochs', 'batch_size', 'seed', 'device',
-                  'threads', 'deterministic')  # the options that are TrainConfig fields
+                  'threads', 'deterministic', 'tensorboard')  # the options that are TrainConfig fields
 
 def _train_parser(sub):
     p = sub.add_parser('train', help='train a binarized network', description=
@@ -59,6 +67,8 @@ def _train_parser(sub):
                    "the same seed, settings and thread count; recorded in config.json")
     p.add_argument('--deterministic', action='store_true', default=None, help='deterministic algorithms, cuDNN benchmark off: '
                    'bit-identical reruns on a GPU too, somewhat slower; recorded in config.json')
+    p.add_argument('--tensorboard', action='store_true', default=None, help='TensorBoard scalars in OUT/tb every epoch '
+                   '(needs the tensorboard package: an error without it)')
     p.add_argument('--stop-after', type=int, metavar='N', help='stop after N epochs of this invocation; rerun to resume')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--out', required=True, metavar='DIR', help='the run folder')
@@ -72,7 +82,7 @@ def cmd_train(a) -> int:
     from bnn_opt.files import folder_lock
     from bnn_opt.train import quiet_on_broken_pipe
     if a.stop_after is not None and a.stop_after < 1:
-        raise ValueError(f"Invalid --stop-after value: `{a.stop_after}` (must be an integer >= 1)")
+        raise InputError(f"Invalid --stop-after value: `{a.stop_after}` (must be an integer >= 1)")
     kw = {k: getattr(a, k) for k in _TRAIN_OPTIONS if getattr(a, k) is not None}
     cfg = resolve_config(a.preset, parse_overrides(a.overrides), **kw)
     first = int(os.environ.get('RANK', '0')) == 0  # under torchrun rank 0 holds the lock for all ranks
@@ -110,7 +120,7 @@ def _optional(f, *args):
     try: return f(*args)
     except ImportError as e:
         if 'pip install' not in str(e): raise  # not a missing optional package: a real error, with its traceback
-        raise ValueError(str(e)) from None
+        raise InputError(str(e)) from None
 
 # %% ../nbs/09_cli.ipynb #0010
 def cmd_export(a) -> int:
@@ -123,7 +133,7 @@ def cmd_export(a) -> int:
 
 def cmd_evaluate(a) -> int:
     "`bnn-opt evaluate`: one line with the accuracy and the number of test images."
-    if a.batch_size < 1: raise ValueError(f"Invalid --batch-size value: `{a.batch_size}` (must be an integer >= 1)")
+    if a.batch_size < 1: raise InputError(f"Invalid --batch-size value: `{a.batch_size}` (must be an integer >= 1)")
     r = _optional(evaluate_file, a.file, a.dataset, a.data, a.batch_size, a.device)
     print(f"{a.file}: accuracy {r['accuracy']:.4f} on {r['n']} test images of {r['dataset']} ({r['format']} file)")
     return 0
@@ -155,7 +165,7 @@ def _reproduce_parser(sub):
 def _ints(s: Optional[str], what: str) -> Optional[list]:
     if s is None: return None
     try: return [int(x) for x in str(s).split(',') if x.strip() != '']
-    except ValueError: raise ValueError(f"Invalid {what} value: `{s}` (expected comma-separated integers, e.g. 0,1,2)") from None
+    except ValueError: raise InputError(f"Invalid {what} value: `{s}` (expected comma-separated integers, e.g. 0,1,2)") from None
 
 _SHOWN = ('data', 'imagenet_data', 'label', 'epochs', 'seeds', 'gpus', 'jobs', 'threads', 'device')  # options named in REPORT.md
 
@@ -179,15 +189,20 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 def main(argv=None) -> int:
-    "Entry point of the `bnn-opt` console script: 0 on success, 2 on a bad input, 130/143 when interrupted."
+    "Entry point of the `bnn-opt` console script: 0 on success, 2 on a bad input, 1 on a bug, 130/143 when interrupted."
     a = parser().parse_args(argv)
     try: return a.func(a)
     except USER_ERRORS as e:
+        if _debug(a): traceback.print_exc()
         print(f"bnn-opt {a.command}: {_one_line(e)}", file=sys.stderr); return 2
     except RunInterrupted as e:
         print(f"bnn-opt {a.command}: {e}", file=sys.stderr); return e.exit_code
     except KeyboardInterrupt:
         print(f"bnn-opt {a.command}: interrupted", file=sys.stderr); return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"bnn-opt {a.command}: this is a bug in bnn-opt, not a problem with your input: please report it with "
+              "the command and the traceback above", file=sys.stderr); return 1
 
 # %% ../nbs/09_cli.ipynb #0020
 #| eval: false

@@ -4,11 +4,11 @@
 
 # %% ../nbs/06a_config.ipynb #0001
 from __future__ import annotations
-import copy, inspect, json, re
+import copy, importlib.util, inspect, json, re
 from dataclasses import dataclass, field, fields
 from typing import Optional
 import torch
-from .checks import check_choice, check_range
+from .checks import check_choice, check_range, InputError
 from .optimizers import Bop, Bop2ndOrder
 from .pbop import PBop
 from .models import MODELS, NORMS
@@ -116,9 +116,10 @@ class TrainConfig:
     flip_layers: bool = True # per-layer flip ratio columns in metrics.csv
     threads: Optional[int] = None # torch's intra-op threads (None: torch's default, recorded in config.json)
     deterministic: bool = False # deterministic algorithms, cuDNN benchmark off (bit-identical reruns on a GPU)
+    tensorboard: bool = False # TensorBoard scalars in the run folder's tb/ (needs the tensorboard package)
 
 # %% ../nbs/06a_config.ipynb #0013
-RUNTIME_KEYS = ('device', 'num_workers', 'amp', 'channels_last', 'compile', 'fused', 'threads', 'deterministic')
+RUNTIME_KEYS = ('device', 'num_workers', 'amp', 'channels_last', 'compile', 'fused', 'threads', 'deterministic', 'tensorboard')
 _RUNTIME_KEYS = RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
 
 # %% ../nbs/06a_config.ipynb #0015
@@ -183,7 +184,7 @@ def parse_overrides(items) -> dict:
     "['key=value', ...] (the command line's `--set`) -> {key: value}; a ValueError names a malformed item."
     out = {}
     for it in items:
-        if '=' not in it: raise ValueError(f"Invalid --set value: `{it}` (expected KEY=VALUE, e.g. --set threshold=1e-7)")
+        if '=' not in it: raise InputError(f"Invalid --set value: `{it}` (expected KEY=VALUE, e.g. --set threshold=1e-7)")
         k, v = it.split('=', 1); out[k.strip().replace('-', '_')] = v
     return out
 
@@ -194,7 +195,7 @@ def _check_int(name: str, v, lo: int, none_ok: bool = False, hint: str = ''):
     "A ValueError naming `name` unless `v` is an integer >= `lo` (or None when `none_ok`)."
     if v is None and none_ok: return
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"Invalid {name} value: `{v!r}` (must be an integer >= {lo}{hint})")
+        raise InputError(f"Invalid {name} value: `{v!r}` (must be an integer >= {lo}{hint})")
 
 def _in_steps(spec: dict) -> dict:
     "`spec` with a period in epochs written as steps: checkable before the data fixes the steps per epoch."
@@ -214,21 +215,21 @@ def _check_schedule_values(c: TrainConfig, k: str, schedule):
         try: _check_hyperparameters(c, **{k: v})
         except ValueError as err:
             when = 'at the end of the run' if e == c.epochs else f"at the start of epoch {e + 1} of {c.epochs}"
-            raise ValueError(f"Invalid schedule for `{k}`: its value {when} would be `{v:.6g}` ({err}); "
+            raise InputError(f"Invalid schedule for `{k}`: its value {when} would be `{v:.6g}` ({err}); "
                              "change the schedule or the number of epochs") from None
 
 def _check_schedules(c: TrainConfig):
     "Each schedule is for a hyperparameter of the optimizer and builds (periods in epochs, as the run uses them)."
     if not isinstance(c.schedules, dict):
-        raise ValueError(f"Invalid schedules value: `{c.schedules!r}` (must be a JSON object: hyperparameter -> schedule)")
+        raise InputError(f"Invalid schedules value: `{c.schedules!r}` (must be a JSON object: hyperparameter -> schedule)")
     hyper = optimizer_defaults(c.optimizer)
     for k, spec in span_run(c.schedules, c.epochs).items():
         if k not in hyper:
-            raise ValueError(f"Invalid schedule key: `{k}` (optimizer `{c.optimizer}` has {', '.join(hyper)}"
+            raise InputError(f"Invalid schedule key: `{k}` (optimizer `{c.optimizer}` has {', '.join(hyper)}"
                              + (f"; `{k}` is read by {_readers_of(k)})" if k in _READ_BY else ")"))
         if callable(spec): continue
         if not isinstance(spec, dict):
-            raise ValueError(f"Invalid schedule for `{k}`: `{spec!r}` (must be a JSON object, e.g. "
+            raise InputError(f"Invalid schedule for `{k}`: `{spec!r}` (must be a JSON object, e.g. "
                              '{"type": "linear", "end": 1e-4})')
         _check_schedule_values(c, k, schedule_from_spec(_in_steps(spec), getattr(c, k)))
 
@@ -238,16 +239,19 @@ def _validate(c: TrainConfig):
     check_choice('model', c.model, tuple(MODELS)); check_choice('norm', c.norm, NORMS)
     check_choice('dataset', c.dataset, DATASETS)
     if c.dataset == 'imagenet' and c.model == 'binarynet':
-        raise ValueError("Invalid model value: `'binarynet'` for dataset imagenet (BinaryNet is the CIFAR-10 network; "
+        raise InputError("Invalid model value: `'binarynet'` for dataset imagenet (BinaryNet is the CIFAR-10 network; "
                          "use xnornet or birealnet)")
     if not isinstance(c.device, str) or not _DEVICE.fullmatch(c.device):
-        raise ValueError(f"Invalid device value: `{c.device!r}` (use auto, cpu, cuda or cuda:N)")
+        raise InputError(f"Invalid device value: `{c.device!r}` (use auto, cpu, cuda or cuda:N)")
     _check_int('epochs', c.epochs, 1); _check_int('batch_size', c.batch_size, 1); _check_int('seed', c.seed, 0)
     _check_int('width', c.width, 1, True, "; leave it unset for the paper's width")
     _check_int('subset', c.subset, 1, True, ": the number of training images to keep; leave it unset for all")
     _check_int('image_size', c.image_size, 1, True); _check_int('num_workers', c.num_workers, 0)
     _check_int('threads', c.threads, 1, True, "; leave it unset for torch's default")
-    for k in ('amp', 'fused', 'compile', 'flip_layers', 'deterministic'): check_choice(k, getattr(c, k), (False, True))
+    for k in ('amp', 'fused', 'compile', 'flip_layers', 'deterministic', 'tensorboard'): check_choice(k, getattr(c, k), (False, True))
+    if c.tensorboard and importlib.util.find_spec('tensorboard') is None:
+        raise InputError("Invalid tensorboard value: `True` (the tensorboard package is not installed: "
+                         "`pip install tensorboard`, or train without TensorBoard)")
     check_choice('channels_last', c.channels_last, (None, False, True))
     if c.l2 is not None: check_range('l2', c.l2, 0.)
     check_choice('preset', c.preset, (None, *PRESETS))
@@ -266,9 +270,9 @@ def resolve_config(preset: Optional[str] = None, # a name in PRESETS
         cfg['preset'] = preset
     for src in (overrides or {}), kwargs:
         for k, v in src.items():
-            if k not in _FIELDS: raise ValueError(f"Unknown setting: `{k}` (known settings: {', '.join(_FIELDS)})")
+            if k not in _FIELDS: raise InputError(f"Unknown setting: `{k}` (known settings: {', '.join(_FIELDS)})")
             if k == 'preset':
-                raise ValueError(f"Invalid setting `preset={v}`: a preset is chosen with its own option (--preset NAME, "
+                raise InputError(f"Invalid setting `preset={v}`: a preset is chosen with its own option (--preset NAME, "
                                  f"one of {', '.join(PRESETS)}), which applies its values")
             v = _coerce(v)
             if v is None: continue  # None: not given (the default, or the preset's value)
@@ -290,5 +294,5 @@ def _refuse_unread(c: TrainConfig, given: dict):
         if k not in used:
             what = dict(l2=f"model `{c.model}`", data=f"dataset `{c.dataset}`", image_size=f"dataset `{c.dataset}`",
                         num_workers=f"dataset `{c.dataset}`").get(k, f"optimizer `{c.optimizer}`")
-            raise ValueError(f"Setting `{k}` ({source}) is not read by {what}: only {_READ_BY[k][1]} read it. "
+            raise InputError(f"Setting `{k}` ({source}) is not read by {what}: only {_READ_BY[k][1]} read it. "
                              "Remove it, or choose one of those.")

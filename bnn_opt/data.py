@@ -16,6 +16,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.io import ImageReadMode, decode_image, read_file, write_jpeg, write_png
 from torchvision.transforms import v2
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['PIXEL_LUT', 'CIFAR10_CLASSES', 'CACHE_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CROP_FRACTION', 'DATASETS',
@@ -83,8 +84,8 @@ class ShardedBatches:
                  shuffle: bool = True, # a new seeded order every epoch; False: 0..n-1
                  drop_last: bool = False, # only full batches (see `shard_bounds`)
                  seed: int = 0, rank: int = 0, world_size: int = 1):
-        if batch_size < 1: raise ValueError(f"Invalid batch_size: `{batch_size}`")
-        if not 0 <= rank < world_size: raise ValueError(f"Invalid rank `{rank}` for world_size `{world_size}`")
+        if batch_size < 1: raise InputError(f"Invalid batch_size: `{batch_size}`")
+        if not 0 <= rank < world_size: raise InputError(f"Invalid rank `{rank}` for world_size `{world_size}`")
         self.n, self.batch_size, self.shuffle, self.seed, self.rank, self.world_size = n, batch_size, shuffle, seed, rank, world_size
         self.bounds = shard_bounds(n, batch_size, rank, world_size, drop_last)
         self.epoch, self.generator = 0, torch.Generator()
@@ -127,7 +128,7 @@ class DeviceLoader:
                  flip: bool = False, # random horizontal flip
                  drop_last: bool = False, # only full batches
                  seed: int = 0, rank: int = 0, world_size: int = 1):
-        if len(x) != len(y): raise ValueError(f"`x` has {len(x)} images but `y` has {len(y)} labels")
+        if len(x) != len(y): raise InputError(f"`x` has {len(x)} images but `y` has {len(y)} labels")
         self.device = torch.device(device)
         self.x, self.y = x.to(self.device), y.to(self.device, torch.int64)
         self.pad, self.flip = pad, flip
@@ -237,7 +238,7 @@ def check_image_folder(root, splits = ('train', 'test')) -> list:
                 raise FileNotFoundError(f"No images in class folder `{d / c}`: expected files ending in {', '.join(IMG_EXTENSIONS)}")
         if classes is None: classes = names
         elif names != classes:
-            raise ValueError(f"`{d}` and `{root / splits[0]}` have different class folders: only in {s}: "
+            raise InputError(f"`{d}` and `{root / splits[0]}` have different class folders: only in {s}: "
                              f"{sorted(set(names) - set(classes))}, only in {splits[0]}: {sorted(set(classes) - set(names))}")
     return classes
 
@@ -249,7 +250,7 @@ def _read_rgb(path: str) -> torch.Tensor:
         from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor
         try: return pil_to_tensor(Image.open(path).convert('RGB'))
-        except Exception as e: raise ValueError(f"Cannot read image `{path}`: {e}") from e
+        except Exception as e: raise InputError(f"Cannot read image `{path}`: {e}") from e
 
 def _decode_all(paths: list) -> torch.Tensor:
     "Decode `paths` into one uint8 (N, 3, H, W) tensor; all images must have one size."
@@ -258,7 +259,7 @@ def _decode_all(paths: list) -> torch.Tensor:
     for i, p in enumerate(paths):
         img = first if i == 0 else _read_rgb(p)
         if img.shape != first.shape:
-            raise ValueError(f"`{p}` is {tuple(img.shape[1:])} but `{paths[0]}` is {tuple(first.shape[1:])}: "
+            raise InputError(f"`{p}` is {tuple(img.shape[1:])} but `{paths[0]}` is {tuple(first.shape[1:])}: "
                              "a folder read into memory needs images of one size")
         x[i] = img
     return x
@@ -458,7 +459,7 @@ DATASETS = ('digits', 'cifar10', 'imagenet')
 def _canonical(dataset: str) -> str:
     "'CIFAR-10' -> 'cifar10', ...; raise for an unknown data set."
     name = dataset.lower().replace('-', '').replace('_', '')
-    if name not in DATASETS: raise ValueError(f"Unknown dataset `{dataset}`: expected one of {', '.join(DATASETS)}")
+    if name not in DATASETS: raise InputError(f"Unknown dataset `{dataset}`: expected one of {', '.join(DATASETS)}")
     return name
 
 def _first(n: int, k, g: torch.Generator) -> torch.Tensor|None:
@@ -469,7 +470,7 @@ def _first(n: int, k, g: torch.Generator) -> torch.Tensor|None:
 def _small_tensors(dataset, data, cache_dir) -> tuple:
     "(x_train, y_train, x_test, y_test, classes, name, flip) of digits or CIFAR-10, pixels as uint8."
     if dataset == 'digits':
-        if data is not None: raise ValueError(f"The digits data set is embedded: `data` must be None, not `{data}`")
+        if data is not None: raise InputError(f"The digits data set is embedded: `data` must be None, not `{data}`")
         return (*digits_tensors(), [str(i) for i in range(10)], "digits (scikit-learn, upscaled to 32x32)", False)
     if data is None: return (*cifar10_tensors(), CIFAR10_CLASSES, "CIFAR-10 (torchvision)", True)
     root = Path(data).resolve()
@@ -477,7 +478,7 @@ def _small_tensors(dataset, data, cache_dir) -> tuple:
     cache = lambda s: False if cache_dir is False else _cache_file(root / s, cache_dir)
     xtr, ytr, classes = imagefolder_tensors(root / 'train', cache('train'))
     xte, yte, _ = imagefolder_tensors(root / 'test', cache('test'))
-    if xtr.shape[1:] != xte.shape[1:]: raise ValueError(f"Images in `{root}/train` are {tuple(xtr.shape[2:])}, in `{root}/test` {tuple(xte.shape[2:])}")
+    if xtr.shape[1:] != xte.shape[1:]: raise InputError(f"Images in `{root}/train` are {tuple(xtr.shape[2:])}, in `{root}/test` {tuple(xte.shape[2:])}")
     return xtr, ytr, xte, yte, classes, f"CIFAR-10 from folder {root.name}", True
 
 # %% ../nbs/06_data.ipynb #0054
@@ -485,7 +486,7 @@ def _small_bundle(dataset, data, batch_size, device, seed, rank, world_size, sub
     "Digits or CIFAR-10 on `device`, as two `DeviceLoader`s."
     xtr, ytr, xte, yte, classes, name, flip = _small_tensors(dataset, data, cache_dir)
     if image_size not in (None, xtr.shape[-1]):
-        raise ValueError(f"Invalid image_size `{image_size}` for {dataset}: its images are {xtr.shape[-2]}x{xtr.shape[-1]}; leave it None")
+        raise InputError(f"Invalid image_size `{image_size}` for {dataset}: its images are {xtr.shape[-2]}x{xtr.shape[-1]}; leave it None")
     g = torch.Generator().manual_seed(seed)
     if (i := _first(len(xtr), subset, g)) is not None: xtr, ytr = xtr[i], ytr[i]
     if (i := _first(len(xte), subset and max(1, subset // 5), g)) is not None: xte, yte = xte[i], yte[i]
@@ -497,7 +498,7 @@ def _small_bundle(dataset, data, batch_size, device, seed, rank, world_size, sub
 # %% ../nbs/06_data.ipynb #0055
 def _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers) -> DataBundle:
     "ImageNet-style folder DIR/train, DIR/val as two `ImageFolderLoader`s."
-    if data is None: raise ValueError("ImageNet needs `data`: a folder DIR with DIR/train/<class>/* and DIR/val/<class>/* (--data DIR)")
+    if data is None: raise InputError("ImageNet needs `data`: a folder DIR with DIR/train/<class>/* and DIR/val/<class>/* (--data DIR)")
     root, size = Path(data).resolve(), image_size or 224
     classes = check_image_folder(root, ('train', 'val'))
     ttf, vtf = imagenet_transforms(size)
@@ -526,7 +527,7 @@ def get_data(dataset: str, # 'digits', 'cifar10' or 'imagenet'
     "Train and test loaders of `dataset` for `rank` of `world_size`, batches on `device` (ImageNet: normalised per channel, else in [-1, 1])."
     name = _canonical(dataset)
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
-        raise ValueError(f"Invalid subset: `{subset!r}` (must be a whole number >= 1, or None for all images)")
+        raise InputError(f"Invalid subset: `{subset!r}` (must be a whole number >= 1, or None for all images)")
     if name == 'imagenet': return _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers)
     return _small_bundle(name, data, batch_size, device, seed, rank, world_size, subset, image_size, cache_dir)
 

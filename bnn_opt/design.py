@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 from dataclasses import fields
 from .config import PRESETS, IMAGENET_EPOCHS, TrainConfig, resolve_config, settings_used
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS',
@@ -88,7 +89,7 @@ def compress_schedules(schedules: dict, # key -> schedule spec, periods in epoch
 # %% ../nbs/08a_design.ipynb #0011
 def check_scale(scale: str) -> dict:
     "The settings of `scale`; a ValueError naming the scales otherwise."
-    if scale not in SCALES: raise ValueError(f"Invalid scale: `{scale}` (use {', '.join(SCALES)})")
+    if scale not in SCALES: raise InputError(f"Invalid scale: `{scale}` (use {', '.join(SCALES)})")
     return SCALES[scale]
 
 def scaled_config(preset: str, # a name in PRESETS
@@ -99,7 +100,7 @@ def scaled_config(preset: str, # a name in PRESETS
                  ) -> dict:
     "Train-config kwargs of `preset` at `scale` (see `bnn_opt.train.resolve_config`)."
     s = check_scale(scale)
-    if preset not in PRESETS: raise ValueError(f"Unknown preset: `{preset}`; choose one of {sorted(PRESETS)}")
+    if preset not in PRESETS: raise InputError(f"Unknown preset: `{preset}`; choose one of {sorted(PRESETS)}")
     imagenet = model in ('xnornet', 'birealnet')
     kw = dict(preset=preset, model=model)
     if imagenet:
@@ -155,7 +156,7 @@ def make_run(preset: str, # a name in PRESETS
         parts.append(f"ep_{ref.epochs}")
     for k, v in diff.items():
         if isinstance(v, (dict, list)):
-            if tag is None: raise ValueError(f"Invalid run: `{k}` is not a scalar; give a `tag` to name the run")
+            if tag is None: raise InputError(f"Invalid run: `{k}` is not a scalar; give a `tag` to name the run")
             continue
         parts.append(f"{_SHORT.get(k, k)}_{_fmt_value(v)}")
     if tag: parts.append(tag)
@@ -176,7 +177,7 @@ def variant_name(bias_correction) -> str:
 
 def _check_variants(variants):
     for v in variants:
-        if v not in _VARIANT_PRESET: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(_VARIANT_PRESET)})")
+        if v not in _VARIANT_PRESET: raise InputError(f"Invalid variant: `{v}` (use {', '.join(_VARIANT_PRESET)})")
 
 def grid_bias_norm(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                    variants=DESIGN['bias_norm']['variants'], # 'biased', 'scaled' (released code), 'corrected' (Adam-style)
@@ -220,7 +221,7 @@ def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides
     out = []
     for b in bias_corrections:
         for v in variants:
-            if v not in spec: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
+            if v not in spec: raise InputError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
             sched, tag = spec[v]
             out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides,
                              fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b])
@@ -238,7 +239,7 @@ def grid_cifar10(scale='quick', seeds=(0,), epochs=None, data=None, overrides=No
 def grid_imagenet(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                   models=DESIGN['imagenet']['models'], presets=DESIGN['imagenet']['presets']) -> list:
     "Thesis 5.3: XNOR-Net and Bi-Real Net with Bop and Bop2ndOrder (`data`: the ImageNet folder)."
-    if data is None: raise ValueError("ImageNet runs need the ImageNet folder (DIR/train, DIR/val): --imagenet-data DIR")
+    if data is None: raise InputError("ImageNet runs need the ImageNet folder (DIR/train, DIR/val): --imagenet-data DIR")
     return [make_run(p, scale, s, model=m, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
             for m in models for p in presets for s in seeds]
 
@@ -272,10 +273,10 @@ def grid(table: str, # one of TABLES
          **design, # the table's own grid (see DESIGN)
         ) -> list:
     "The runs of `table` at `scale`: a list of (run_id, kwargs)."
-    if table not in GRIDS: raise ValueError(f"Unknown table: `{table}`; choose one of {', '.join(TABLES)}")
+    if table not in GRIDS: raise InputError(f"Unknown table: `{table}`; choose one of {', '.join(TABLES)}")
     check_scale(scale)
     if bad := sorted(set(design) - set(DESIGN[table])):
-        raise ValueError(f"Unknown setting(s) for table `{table}`: {', '.join(bad)} (known: {', '.join(DESIGN[table])})")
+        raise InputError(f"Unknown setting(s) for table `{table}`: {', '.join(bad)} (known: {', '.join(DESIGN[table])})")
     seeds = scale_seeds(scale, table) if seeds is None else [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     d = (imagenet_data or (None if scale == 'paper' else fake_imagenet_dir(results_dir))) if table == 'imagenet' else data
     d = str(Path(d).resolve()) if d is not None else None

@@ -16,6 +16,7 @@ from .quantizers import _sign, approx_sign, ste_sign
 from .layers import QuantConv2d, QuantLinear, binary_modules, latent_modules
 from .models import MODELS, BatchNormNoScale, ChannelLayerNorm, get_model
 from .folding import SignThreshold, fold_batchnorm_sign, fold_batchnorms
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'ONNX_FORMAT', 'pack_bits', 'unpack_bits', 'model_spec', 'pack_model', 'unpack_model',
@@ -38,7 +39,7 @@ def unpack_bits(bits: torch.Tensor, # uint8, from `pack_bits`
     "The ±1 tensor of `shape` whose signs `bits` holds (the inverse of `pack_bits`)."
     n = math.prod(shape)
     if bits.dtype != torch.uint8 or bits.dim() != 1 or len(bits) != -(-n // 8):
-        raise ValueError(f"Invalid bits: {len(bits) if bits.dim() == 1 else tuple(bits.shape)} {bits.dtype} "
+        raise InputError(f"Invalid bits: {len(bits) if bits.dim() == 1 else tuple(bits.shape)} {bits.dtype} "
                          f"for shape {tuple(shape)} (expected {-(-n // 8)} uint8)")
     b = (bits[:, None] >> _BIT) & 1
     return b.flatten()[:n].to(dtype).mul_(2).sub_(1).view(*shape)
@@ -87,7 +88,7 @@ def model_spec(model: nn.Module, # a network from `bnn_opt.models` (BinaryNet, X
         if repr(rebuilt) == repr(model) and _shapes(rebuilt) == _shapes(model):
             return dict(model=name, kwargs=kw, latent=latent, in_channels=kw.get('in_channels', 3),
                         input_size=input_size or _DEFAULT_SIZE[name])
-    raise ValueError(f"Cannot export `{type(model).__name__}`: it is not a network built by bnn_opt.models "
+    raise InputError(f"Cannot export `{type(model).__name__}`: it is not a network built by bnn_opt.models "
                      f"({', '.join(MODELS)}) for input_size `{input_size}`; build it with get_model, or pass the input_size it was built for")
 
 # %% ../nbs/10a_export.ipynb #0033
@@ -131,7 +132,7 @@ def pack_model(model: nn.Module, # a network from bnn_opt.models (trained, or la
         v = v.detach().cpu()
         if k in names:
             ok = v.isfinite().all() if spec['latent'] else ((v == 1) | (v == -1)).all()
-            if not ok: raise ValueError(f"Binary weight `{k}` holds values other than ±1{' (or non-finite latent values)' if spec['latent'] else ''}: "
+            if not ok: raise InputError(f"Binary weight `{k}` holds values other than ±1{' (or non-finite latent values)' if spec['latent'] else ''}: "
                                         "it cannot be packed; check the model was trained by a bit-flip optimizer")
             tensors[k], binary[k] = pack_bits(v), list(v.shape)
         else: tensors[k] = v.contiguous().clone()
@@ -145,29 +146,29 @@ def _check_meta(meta: dict|None, path) -> dict:
     "The parsed metadata of a packed file; ValueError for a foreign file or another format version."
     fmt = (meta or {}).get('format')
     if fmt != FORMAT:
-        raise ValueError(f"`{path}` is a safetensors file but not a bnn_opt packed model (format `{fmt}`): "
+        raise InputError(f"`{path}` is a safetensors file but not a bnn_opt packed model (format `{fmt}`): "
                          "export one with `bnn-opt export RUN_DIR --out FILE`")
     v = meta.get('format_version')
     if v != str(FORMAT_VERSION):
-        raise ValueError(f"`{path}` has packed-format version `{v}` but this bnn_opt {bnn_opt.__version__} reads version "
+        raise InputError(f"`{path}` has packed-format version `{v}` but this bnn_opt {bnn_opt.__version__} reads version "
                          f"{FORMAT_VERSION}: load it with the bnn_opt that wrote it ({meta.get('bnn_opt_version')}), or export it again")
     try: return {k: json.loads(meta[k]) if k in ('architecture', 'binary', 'preprocessing', 'source') else meta[k] for k in meta}
     except (KeyError, json.JSONDecodeError) as e:
-        raise ValueError(f"`{path}` has damaged metadata ({type(e).__name__}: {e}): export it again") from e
+        raise InputError(f"`{path}` has damaged metadata ({type(e).__name__}: {e}): export it again") from e
 
 def unpack_model(tensors: dict, meta: dict, # from `pack_model` (meta parsed by `_check_meta` or raw)
                  path='the packed model') -> nn.Module:
     "The float ±1 network (eval mode, not folded) that `tensors` and `meta` describe."
     if isinstance(meta.get('architecture'), str): meta = _check_meta(meta, path)
     if _digest(tensors) != meta.get('sha256'):
-        raise ValueError(f"`{path}` is corrupt: its tensors do not match their checksum; export it again")
+        raise InputError(f"`{path}` is corrupt: its tensors do not match their checksum; export it again")
     a = meta['architecture']
     model = get_model(a['model'], **a['kwargs'])
     sd = {k: (unpack_bits(v, meta['binary'][k]) if k in meta['binary'] else v) for k, v in tensors.items()}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if missing or unexpected:
-        raise ValueError(f"`{path}` does not fit its architecture (missing {missing[:3]}, unexpected {unexpected[:3]}): export it again")
+        raise InputError(f"`{path}` does not fit its architecture (missing {missing[:3]}, unexpected {unexpected[:3]}): export it again")
     return model.eval()
 
 # %% ../nbs/10a_export.ipynb #0037
@@ -186,14 +187,14 @@ def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
                                 "or pass the folder that holds checkpoint.pt")
     try: ck = torch.load(ck_path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ValueError(f"`{ck_path}` is corrupt or unreadable ({type(e).__name__}): train the run again, or pass another run folder") from e
+        raise InputError(f"`{ck_path}` is corrupt or unreadable ({type(e).__name__}): train the run again, or pass another run folder") from e
     if not isinstance(ck, dict) or not {'model', 'config'} <= set(ck):
-        raise ValueError(f"`{ck_path}` is not a bnn_opt training checkpoint (no `model` and `config`): pass a `bnn-opt train` run folder")
+        raise InputError(f"`{ck_path}` is not a bnn_opt training checkpoint (no `model` and `config`): pass a `bnn-opt train` run folder")
     from bnn_opt.runfolder import read_summary
     s = read_summary(run)
     complete = bool(s and s.get('complete') and s.get('epochs') == ck.get('epoch'))
     if not complete and not allow_unfinished:
-        raise ValueError(f"`{run}` is an unfinished run (its checkpoint holds epoch {ck.get('epoch')} of "
+        raise InputError(f"`{run}` is an unfinished run (its checkpoint holds epoch {ck.get('epoch')} of "
                          f"{ck['config'].get('epochs')}, with no complete summary.json): finish it by rerunning its "
                          "`bnn-opt train` command, or export it as it is with --allow-unfinished")
     cfg, extra = ck['config'], {}
@@ -204,7 +205,7 @@ def load_run(run, # a `bnn-opt train` output folder with checkpoint.pt
     size = (cfg.get('image_size') or 224) if dataset == 'imagenet' else 32
     c = resolve_config(**{k: cfg[k] for k in _ARCH_KEYS if k in cfg})
     key = _CLASSIFIER[c.model]
-    if key not in ck['model']: raise ValueError(f"`{ck_path}` has no `{key}` for a {c.model}: pass a `bnn-opt train` run folder")
+    if key not in ck['model']: raise InputError(f"`{ck_path}` has no `{key}` for a {c.model}: pass a `bnn-opt train` run folder")
     model = build_model(c, ck['model'][key].shape[0], size)
     model.load_state_dict(ck['model'])
     rows = ck.get('rows') or [{}]
@@ -221,21 +222,21 @@ def file_format(path) -> str:
     size = p.stat().st_size
     if len(head) == 9 and head[8:9] == b'{':  # safetensors: an 8-byte header length, then a JSON header
         if int.from_bytes(head[:8], 'little') > size - 8:
-            raise ValueError(f"`{p}` is truncated ({size} bytes, shorter than its own header): export it again")
+            raise InputError(f"`{p}` is truncated ({size} bytes, shorter than its own header): export it again")
         return 'packed'
     if head[:1] == b'\x08' or p.suffix.lower() == '.onnx': return 'onnx'  # protobuf field 1 (ir_version) comes first
-    raise ValueError(f"`{p}` is neither a bnn_opt packed model (safetensors) nor an ONNX model: "
+    raise InputError(f"`{p}` is neither a bnn_opt packed model (safetensors) nor an ONNX model: "
                      "export one with `bnn-opt export RUN_DIR --out FILE`")
 
 def read_packed(path) -> tuple:
     "(tensors, metadata) of a packed file, checked: its format, version and checksum."
     from safetensors import safe_open
     if file_format(path) != 'packed':
-        raise ValueError(f"`{path}` is an ONNX model, not a packed model: evaluate it with `bnn-opt evaluate` (evaluate_file)")
+        raise InputError(f"`{path}` is an ONNX model, not a packed model: evaluate it with `bnn-opt evaluate` (evaluate_file)")
     try:
         with safe_open(str(path), framework='pt') as f: meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
-        raise ValueError(f"`{path}` is truncated or corrupt ({type(e).__name__}: {str(e)[:120]}): export it again") from e
+        raise InputError(f"`{path}` is truncated or corrupt ({type(e).__name__}: {str(e)[:120]}): export it again") from e
     return tensors, _check_meta(meta, path)
 
 # %% ../nbs/10a_export.ipynb #0039
@@ -326,20 +327,20 @@ def onnx_session(path, # a file written by `export_onnx`
                 ) -> tuple:
     "(onnxruntime CPU session, metadata) of an ONNX file from `export_onnx`."
     ort = _need('onnxruntime', 'onnxruntime', 'Running ONNX models')
-    if file_format(path) != 'onnx': raise ValueError(f"`{path}` is a packed model, not ONNX: load it with load_packed")
+    if file_format(path) != 'onnx': raise InputError(f"`{path}` is a packed model, not ONNX: load it with load_packed")
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, 'ORT_ENABLE_ALL' if optimize else 'ORT_DISABLE_ALL')
     so.log_severity_level = 3
     if threads: so.intra_op_num_threads = threads
     try: s = ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
     except Exception as e:
-        raise ValueError(f"`{path}` is truncated or not an ONNX model ({type(e).__name__}: {str(e)[:120]}): export it again") from e
+        raise InputError(f"`{path}` is truncated or not an ONNX model ({type(e).__name__}: {str(e)[:120]}): export it again") from e
     meta = dict(s.get_modelmeta().custom_metadata_map)
     if meta.get('format') != ONNX_FORMAT:
-        raise ValueError(f"`{path}` is an ONNX model but not one exported by bnn_opt (no `format` {ONNX_FORMAT} metadata): "
+        raise InputError(f"`{path}` is an ONNX model but not one exported by bnn_opt (no `format` {ONNX_FORMAT} metadata): "
                          "export one with `bnn-opt export RUN_DIR --onnx --out FILE`")
     if meta.get('format_version') != str(FORMAT_VERSION):
-        raise ValueError(f"`{path}` has format version `{meta.get('format_version')}` but this bnn_opt reads {FORMAT_VERSION}: export it again")
+        raise InputError(f"`{path}` has format version `{meta.get('format_version')}` but this bnn_opt reads {FORMAT_VERSION}: export it again")
     return s, {k: json.loads(v) if k in ('architecture', 'preprocessing', 'source', 'folded') else v for k, v in meta.items()}
 
 def run_onnx(session, x: torch.Tensor) -> torch.Tensor:
@@ -364,19 +365,19 @@ def evaluate_file(path, # a packed (`export_packed`) or ONNX (`export_onnx`) fil
         run = lambda x: run_onnx(session, x)
     p, a = meta['preprocessing'], meta['architecture']
     if (recorded := p.get('dataset')) is not None and dataset is not None and _canonical(dataset) != _canonical(recorded):
-        raise ValueError(f"`{path}` was trained on {recorded}, not {dataset}: evaluate it on its own data set "
+        raise InputError(f"`{path}` was trained on {recorded}, not {dataset}: evaluate it on its own data set "
                          f"(leave --dataset out, or give --dataset {recorded})")
     if (dataset := dataset or recorded) is None:
-        raise ValueError(f"`{path}` does not record the data set it was trained on: give it (--dataset)")
+        raise InputError(f"`{path}` does not record the data set it was trained on: give it (--dataset)")
     size = p['image_size'] if dataset.lower() == 'imagenet' else None
     bundle = get_data(dataset, data, batch_size=batch_size, device=device, image_size=size)
     want = (p['channels'], p['image_size'], p['image_size'])
     if tuple(bundle.image_shape) != want:
-        raise ValueError(f"`{path}` takes {want[0]}x{want[1]}x{want[2]} images but {bundle.name} has "
+        raise InputError(f"`{path}` takes {want[0]}x{want[1]}x{want[2]} images but {bundle.name} has "
                          f"{'x'.join(map(str, bundle.image_shape))}: evaluate it on the kind of data it was trained on")
     classes = a['kwargs']['num_classes']
     if bundle.num_classes != classes:
-        raise ValueError(f"`{path}` predicts {classes} classes but {bundle.name} has {bundle.num_classes}: evaluate it on the data set it was trained on")
+        raise InputError(f"`{path}` predicts {classes} classes but {bundle.name} has {bundle.num_classes}: evaluate it on the data set it was trained on")
     correct = n = 0
     t1 = time.perf_counter()
     with torch.no_grad():

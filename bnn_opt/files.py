@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 try: import fcntl
 except ImportError: fcntl = None  # not POSIX (Windows): folders are not locked
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'replace_atomic', 'write_bytes_atomic', 'write_text_atomic', 'write_json_atomic', 'write_csv_atomic',
@@ -112,10 +113,10 @@ def folder_lock(path, # the folder (created if missing)
     "Hold the folder's exclusive lock for the block (`FolderInUseError` naming the holder if another process has it)."
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"Invalid {option} value: `{path}` is a file; give a folder (it is created if missing)")
+        raise InputError(f"Invalid {option} value: `{path}` is a file; give a folder (it is created if missing)")
     created = not path.exists()
     try: path.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ValueError(f"Cannot create the {option} folder `{path}`: {e.strerror}") from None
+    except OSError as e: raise InputError(f"Cannot create the {option} folder `{path}`: {e.strerror}") from None
     with open(path / LOCK_FILE, 'a+') as f:
         if fcntl is not None:
             try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

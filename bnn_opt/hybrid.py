@@ -10,6 +10,7 @@ import torch
 from torch.optim import Optimizer
 from .layers import binary_parameters, real_parameters
 from .optimizers import Bop2ndOrder, attach_method
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['HybridOptimizer']
@@ -75,14 +76,14 @@ def _check(self: HybridOptimizer, model):
         binary = {id(p) for p in binary_parameters(model)}
         wrong_real = sorted(rn[i] for i in rn.keys() & binary)
         if wrong_real:
-            raise ValueError(f"HybridOptimizer: binary parameter(s) {wrong_real} were given to the real-valued optimizer; "
+            raise InputError(f"HybridOptimizer: binary parameter(s) {wrong_real} were given to the real-valued optimizer; "
                              "give them to the bit-flip optimizer (use `binary_parameters(model)`)")
         wrong_bin = sorted(bn[i] for i in bn.keys() - binary)
         if wrong_bin:
-            raise ValueError(f"HybridOptimizer: real parameter(s) {wrong_bin} were given to the bit-flip optimizer; "
+            raise InputError(f"HybridOptimizer: real parameter(s) {wrong_bin} were given to the bit-flip optimizer; "
                              "give them to the real-valued optimizer (use `real_parameters(model)`)")
     both = sorted(bn[i] for i in bn.keys() & rn.keys())
-    if both: raise ValueError(f"HybridOptimizer: parameter(s) {both} are in both optimizers; give each to one of them")
+    if both: raise InputError(f"HybridOptimizer: parameter(s) {both} are in both optimizers; give each to one of them")
 
 # %% ../nbs/02b_hybrid.ipynb #0011
 @attach_method(HybridOptimizer, 'step')
@@ -124,7 +125,7 @@ def _for_model(cls, model: torch.nn.Module, # the network: its binary kernels go
     names = {id(p): n for n, p in model.named_parameters()}
     b = [(names[id(p)], p) for p in binary_parameters(model)]
     r = [(names[id(p)], p) for p in real_parameters(model)]
-    if not b: raise ValueError("HybridOptimizer.for_model: the model has no binary parameters (no QuantConv2d/QuantLinear with a binary kernel)")
+    if not b: raise InputError("HybridOptimizer.for_model: the model has no binary parameters (no QuantConv2d/QuantLinear with a binary kernel)")
     return cls(binary_optimizer(b, **(binary_kwargs or {})), real_optimizer(r, **(real_kwargs or {})) if r else None, model=model)
 
 # %% ../nbs/02b_hybrid.ipynb #0018
@@ -145,7 +146,7 @@ def _load_state_dict(self: HybridOptimizer, state_dict: dict):
     "Load a dict made by `state_dict()`: its `binary` part into `binary_optimizer`, its `real` part into `real_optimizer`."
     for hook in self._optimizer_load_state_dict_pre_hooks.values(): state_dict = _or(hook(self, state_dict), state_dict)
     if not isinstance(state_dict, dict) or set(state_dict) != {'binary', 'real'}:
-        raise ValueError("HybridOptimizer.load_state_dict expects a dict with keys 'binary' and 'real' "
+        raise InputError("HybridOptimizer.load_state_dict expects a dict with keys 'binary' and 'real' "
                          f"(got {type(state_dict).__name__} with keys {sorted(state_dict) if isinstance(state_dict, dict) else '-'})")
     self.binary_optimizer.load_state_dict(state_dict['binary'])
     if self.real_optimizer is not None: self.real_optimizer.load_state_dict(state_dict['real'])

@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from .optimizers import BitFlipOptimizer, attach_method
 from .hybrid import HybridOptimizer
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['FlipRatio', 'accuracy', 'reduce_across_ranks', 'RunningMean']
@@ -116,9 +117,9 @@ def accuracy(logits: torch.Tensor, # (N, C) scores
              topk: Sequence[int] = (1,), # the k's of top-k accuracy
             ) -> torch.Tensor:
     "Number of samples whose target is among the `k` highest scores, for each `k` in `topk`: an int64 tensor on the device."
-    if logits.dim() != 2: raise ValueError(f"accuracy expects (N, C) logits, got shape `{tuple(logits.shape)}`")
+    if logits.dim() != 2: raise InputError(f"accuracy expects (N, C) logits, got shape `{tuple(logits.shape)}`")
     if max(topk) > logits.shape[1] or min(topk) < 1:
-        raise ValueError(f"Invalid topk value: `{tuple(topk)}` (each k must be in [1, {logits.shape[1]}])")
+        raise InputError(f"Invalid topk value: `{tuple(topk)}` (each k must be in [1, {logits.shape[1]}])")
     hit = logits.topk(max(topk), dim=1).indices == targets[:, None]
     return torch.stack([hit[:, :k].any(1).sum() for k in topk])
 

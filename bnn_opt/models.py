@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
-from .checks import check_choice
+from .checks import check_choice, InputError
 from .layers import QuantConv2d, QuantLinear, binary_parameters, real_parameters
 
 # %% auto #0
@@ -30,7 +30,7 @@ class BatchNormNoScale(nn.modules.batchnorm._BatchNorm):
         self.register_buffer('weight', torch.ones(num_features, device=device, dtype=dtype))
 
     def _check_input_dim(self, x):
-        if x.dim() not in (2, 4): raise ValueError(f"BatchNormNoScale expects 2D or 4D input, got `{x.dim()}D`")
+        if x.dim() not in (2, 4): raise InputError(f"BatchNormNoScale expects 2D or 4D input, got `{x.dim()}D`")
 
     def extra_repr(self): return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, scale=False"
 
@@ -126,7 +126,7 @@ def _binarynet_dense(dims:list, kq, nrm) -> list:
 def _binarynet_side(input_size:int) -> int:
     "Side of BinaryNet's last feature map for an `input_size` input: a VALID 3x3 conv, then three 2x2 max-pools."
     side = (input_size - 2) // 8
-    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
+    if side < 1: raise InputError(f"Invalid input_size: `{input_size}` (BinaryNet needs at least 10)")
     return side
 
 # %% ../nbs/05_models.ipynb #0030
@@ -157,7 +157,7 @@ def _xnor_stem(input_size:int) -> tuple:
     "(stem stride, side of the map at the \"6x6\" layer) for `input_size`: stride 4 where the three pools still fit, else 1."
     stride = 4 if _xnor_side(input_size, 4) >= 1 else 1
     side = _xnor_side(input_size, stride)
-    if side < 1: raise ValueError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
+    if side < 1: raise InputError(f"Invalid input_size: `{input_size}` (XNOR-Net needs at least 15)")
     return stride, side
 
 # %% ../nbs/05_models.ipynb #0036

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from .checks import check_bias_correction, check_choice, check_range
+from .checks import check_bias_correction, check_choice, check_range, InputError
 
 # %% auto #0
 __all__ = ['bias_divisors', 'ThresholdFlip', 'bop', 'check_binary', 'BitFlipOptimizer', 'attach_method', 'Bop', 'Bop2ndOrder']
@@ -89,7 +89,7 @@ def bop(params: list, # the ±1 weights, flipped in place
        ) -> tuple[list, list]:
     "Functional Bop/Bop2ndOrder step on lists of tensors; returns (flips, nonfinite), 0-d int64 tensors per tensor."
     if foreach and fused: raise RuntimeError("`foreach` and `fused` flags cannot both be True")
-    if bias_correction is True and state_steps is None: raise ValueError("bias_correction=True needs `state_steps`")
+    if bias_correction is True and state_steps is None: raise InputError("bias_correction=True needs `state_steps`")
     flip_rule = ThresholdFlip() if flip_rule is None else flip_rule
     divisors = [bias_divisors(bias_correction, int(t), gamma, sigma) for t in (state_steps or [1] * len(params))]
     kw = dict(threshold=threshold, gamma=gamma, sigma=sigma, eps=eps)
@@ -111,12 +111,12 @@ def _param_label(group: dict, i: int, p: Tensor) -> str:
 def check_binary(p: Tensor, what: str = "parameter"):
     "Raise a ValueError unless `p` holds only -1.0 and +1.0."
     if not p.is_floating_point():
-        raise ValueError(f"{what} has dtype {p.dtype}; bit-flip optimizers need a floating tensor of -1.0/+1.0")
+        raise InputError(f"{what} has dtype {p.dtype}; bit-flip optimizers need a floating tensor of -1.0/+1.0")
     if p.is_meta: return
     bad = (p != 1) & (p != -1)
     if bad.any():
         n, ex = int(bad.sum()), p[bad].flatten()[0].item()
-        raise ValueError(
+        raise InputError(
             f"{what} holds {n} value(s) other than -1/+1 (e.g. `{ex}`): bit-flip optimizers train binary weights only. "
             "Give real-valued parameters to a real optimizer (see `real_parameters` and `HybridOptimizer`), "
             "or binarize the tensor first, e.g. `w.data = torch.where(w.data >= 0, 1., -1.)`.")

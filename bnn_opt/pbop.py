@@ -8,7 +8,7 @@ import math
 import warnings
 from typing import Optional
 import torch
-from .checks import check_range
+from .checks import check_range, InputError
 from .optimizers import Bop2ndOrder, attach_method
 
 # %% auto #0
@@ -85,7 +85,7 @@ class PBop(Bop2ndOrder):
         if fused: raise NotImplementedError("PBop has no fused kernel: leave `fused` unset (use foreach=True for the multi-tensor path)")
         check_range('scaler', scaler, 0., lo_open=True)
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-            raise ValueError(f"Invalid seed value: `{seed!r}` (must be an int in [0, 2**64))")
+            raise InputError(f"Invalid seed value: `{seed!r}` (must be an int in [0, 2**64))")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"Invalid generator: `{generator!r}` (must be a torch.Generator or None)")
         if generator is not None and seed != 0: raise RuntimeError("PBop: pass `seed` or `generator`, not both")

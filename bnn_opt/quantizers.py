@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from .checks import check_range
+from .checks import check_range, InputError
 
 # %% auto #0
 __all__ = ['ste_sign', 'approx_sign', 'SteSign', 'ApproxSign', 'get_quantizer']
@@ -102,4 +102,4 @@ def get_quantizer(q):
     "Resolve `q` (None, a callable, or one of 'ste_sign', 'approx_sign') to a callable or None."
     if q is None or callable(q): return q
     if q in _QUANTIZERS: return _QUANTIZERS[q]
-    raise ValueError(f"Unknown quantizer: `{q}`; use one of {sorted(_QUANTIZERS)}, a callable, or None")
+    raise InputError(f"Unknown quantizer: `{q}`; use one of {sorted(_QUANTIZERS)}, a callable, or None")

@@ -12,6 +12,7 @@ from .config import RUNTIME_KEYS
 from .design import PUBLISHED, check_scale, config_of, fake_imagenet_dir, grid, variant_name
 from .runner import dedup_runs, log_tail, read_json, run_grid, run_state
 from .verdicts import verdict, REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['load_run', 'load_runs', 'fake_imagenet', 'ensure_runs', 'run_summary', 'epochs_to', 'status', 'by_setting',
@@ -53,7 +54,7 @@ def fake_imagenet(results_dir, scale: str = 'quick') -> Path:
     "The generated ImageNet stand-in of a small scale (written once, `make_fake_imagefolder`)."
     from bnn_opt.data import make_fake_imagefolder
     i, root = check_scale(scale)['imagenet'], fake_imagenet_dir(results_dir)
-    if i is None: raise ValueError("Paper-scale ImageNet runs need the real ImageNet folder (--imagenet-data DIR)")
+    if i is None: raise InputError("Paper-scale ImageNet runs need the real ImageNet folder (--imagenet-data DIR)")
     mark = root / 'GENERATED.json'
     want = dict(num_classes=i['classes'], per_class=i['per_class'], size=i['image_size'], seed=0)
     if not mark.exists() or json.loads(mark.read_text()) != want:

@@ -12,6 +12,7 @@ import torch
 from .config import TrainConfig, config_diff, run_length_schedules
 from .files import save_atomic, write_csv_atomic, write_json_atomic
 from .layers import binary_parameters
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['RUN_FORMAT', 'CHECKPOINT_KEYS', 'RunError', 'read_run_json', 'write_run_json', 'read_config', 'read_summary',
@@ -117,11 +118,11 @@ def _check_length(out: Path, old: dict, c: TrainConfig):
     "Refuse a change of `epochs` that would make another run."
     if old.get('epochs') in (None, c.epochs): return
     if spans := run_length_schedules(c):
-        raise ValueError(f"`{out}` holds a {old['epochs']}-epoch run whose schedules of {', '.join(spans)} span the whole run, "
+        raise InputError(f"`{out}` holds a {old['epochs']}-epoch run whose schedules of {', '.join(spans)} span the whole run, "
                          f"so --epochs {c.epochs} would change every epoch's values: use another --out folder")
     done = (read_summary(out) or {}).get('epochs') or 0
     if c.epochs < done:
-        raise ValueError(f"`{out}` holds a finished {done}-epoch run: --epochs {c.epochs} cannot shorten it; "
+        raise InputError(f"`{out}` holds a finished {done}-epoch run: --epochs {c.epochs} cannot shorten it; "
                          "use another --out folder")
 
 def _recorded_config(out: Path) -> Optional[dict]:
@@ -147,16 +148,16 @@ def open_run_folder(out, # the run's folder (created if missing)
     "The run's summary if it is complete; None if it is to be (re)started, resumed or extended; ValueError if refused."
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"Invalid --out value: `{out}` is a file; give a folder (it is created if missing)")
+        raise InputError(f"Invalid --out value: `{out}` is a file; give a folder (it is created if missing)")
     try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ValueError(f"Cannot create the run folder `{out}`: {e.strerror}") from None
+    except OSError as e: raise InputError(f"Cannot create the run folder `{out}`: {e.strerror}") from None
     if (info := _recorded_config(out)) is None: return None
     old = info['config']
     if diff := config_diff(old, c, ignore=('epochs',)):
-        raise ValueError(f"`{out}` holds a run with other settings {diff} (old, new). "
+        raise InputError(f"`{out}` holds a run with other settings {diff} (old, new). "
                          "Use another --out folder for a new run, or delete this one.")
     if fingerprint is not None and info.get('data_fingerprint') not in (None, fingerprint):
-        raise ValueError(f"The data of `{out}` changed since it was trained on (fingerprint {info['data_fingerprint']}, "
+        raise InputError(f"The data of `{out}` changed since it was trained on (fingerprint {info['data_fingerprint']}, "
                          f"now {fingerprint}): resuming would mix two data sets; restore the data, or use another --out folder")
     _check_length(out, old, c)
     s = read_summary(out)

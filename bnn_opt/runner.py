@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 from .config import config_diff
 from .design import config_of
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['read_json', 'run_state', 'train_command', 'RunOutcome', 'timestamp', 'log_tail', 'dedup_runs', 'run_grid']
@@ -91,7 +92,7 @@ def dedup_runs(runs) -> list:
     "The (run_id, kwargs) pairs with repeats dropped; an error if one id names two different settings."
     seen = {}
     for rid, kw in runs:
-        if rid in seen and seen[rid] != kw: raise ValueError(f"Run id `{rid}` names two different settings: {seen[rid]} and {kw}")
+        if rid in seen and seen[rid] != kw: raise InputError(f"Run id `{rid}` names two different settings: {seen[rid]} and {kw}")
         seen.setdefault(rid, kw)
     return list(seen.items())
 

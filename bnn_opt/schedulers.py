@@ -8,7 +8,7 @@ import math
 import warnings
 from typing import Callable, Sequence
 import torch
-from .checks import check_choice, check_range
+from .checks import check_choice, check_range, InputError
 from .optimizers import attach_method
 
 # %% auto #0
@@ -91,12 +91,12 @@ def _target_groups(optimizer, key:str, groups:tuple|None=None) -> list:
     pgs = list(optimizer.param_groups)
     if groups is None:
         out = [g for g in pgs if key in g]
-        if not out: raise ValueError(f"No param group has key `{key}` (keys available: {_group_keys(pgs)})")
+        if not out: raise InputError(f"No param group has key `{key}` (keys available: {_group_keys(pgs)})")
         return out
     for i in groups:
         if not (isinstance(i, int) and 0 <= i < len(pgs)):
-            raise ValueError(f"Invalid group index: `{i!r}` (the optimizer has {len(pgs)} param groups)")
-        if key not in pgs[i]: raise ValueError(f"Param group {i} has no key `{key}` (its keys: {_group_keys([pgs[i]])})")
+            raise InputError(f"Invalid group index: `{i!r}` (the optimizer has {len(pgs)} param groups)")
+        if key not in pgs[i]: raise InputError(f"Param group {i} has no key `{key}` (its keys: {_group_keys([pgs[i]])})")
     return [pgs[i] for i in groups]
 
 # %% ../nbs/03_schedulers.ipynb #0022
@@ -114,7 +114,7 @@ class ParamScheduler:
         if not callable(schedule): raise TypeError(f"Invalid schedule: `{schedule!r}` (must be callable: step -> value)")
         self.optimizer, self.key, self.schedule = optimizer, key, schedule
         self.groups = None if groups is None else tuple([groups] if isinstance(groups, int) else groups)
-        if self.groups == (): raise ValueError("Invalid groups: `()` (give at least one index, or None)")
+        if self.groups == (): raise InputError("Invalid groups: `()` (give at least one index, or None)")
         self._apply(0)  # the first optimizer step uses schedule(0)
 
     @property
@@ -128,7 +128,7 @@ def _apply(self: ParamScheduler, step:int):
     "Set the target groups' `key` to `schedule(step)`, and remember the step and the value."
     targets = _target_groups(self.optimizer, self.key, self.groups)
     v = float(self.schedule(step))
-    if not math.isfinite(v): raise ValueError(f"Invalid value: schedule for `{self.key}` gave `{v}` at step {step}")
+    if not math.isfinite(v): raise InputError(f"Invalid value: schedule for `{self.key}` gave `{v}` at step {step}")
     for g in targets:
         if isinstance(g[self.key], torch.Tensor): g[self.key].fill_(v)  # tensor hyperparameters stay tensors
         else: g[self.key] = v
@@ -150,7 +150,7 @@ def _state_dict(self: ParamScheduler) -> dict:
 def _load_state_dict(self: ParamScheduler, state:dict):
     "Resume at `state['last_step']`; the key must match, a different schedule only warns."
     if state['key'] != self.key:
-        raise ValueError(f"Invalid state: key `{state['key']}` (this scheduler sets `{self.key}`)")
+        raise InputError(f"Invalid state: key `{state['key']}` (this scheduler sets `{self.key}`)")
     if state.get('schedule') != _describe(self.schedule):
         warnings.warn(f"Resuming `{self.key}` with {_describe(self.schedule)}, saved with {state.get('schedule')}")
     self._apply(int(state['last_step']))
@@ -182,7 +182,7 @@ def _load_state_dict(self: SchedulerList, state:dict):
     "Load each scheduler's state, in order."
     sds = state['schedulers']
     if len(sds) != len(self.schedulers):
-        raise ValueError(f"Invalid state: `{len(sds)}` schedulers saved, {len(self.schedulers)} here")
+        raise InputError(f"Invalid state: `{len(sds)}` schedulers saved, {len(self.schedulers)} here")
     for s, sd in zip(self.schedulers, sds): s.load_state_dict(sd)
 
 # %% ../nbs/03_schedulers.ipynb #0048
@@ -195,10 +195,10 @@ def _spec_steps(spec:dict, steps_per_epoch:float|None):
     "The decay period of `spec` in steps."
     given = [k for k in SCHEDULE_PERIODS if k in spec]
     if len(given) != 1:
-        raise ValueError(f"Invalid schedule spec: give exactly one of {', '.join(SCHEDULE_PERIODS)} (got {given or 'none'})")
+        raise InputError(f"Invalid schedule spec: give exactly one of {', '.join(SCHEDULE_PERIODS)} (got {given or 'none'})")
     k = given[0]
     if k.endswith('steps'): return spec[k]
-    if steps_per_epoch is None: raise ValueError(f"Invalid schedule spec: `{k}` needs steps_per_epoch")
+    if steps_per_epoch is None: raise InputError(f"Invalid schedule spec: `{k}` needs steps_per_epoch")
     return int(_pos(k, spec[k]) * _pos('steps_per_epoch', steps_per_epoch))
 
 # %% ../nbs/03_schedulers.ipynb #0050
@@ -206,10 +206,10 @@ def _spec_type(spec:dict) -> str:
     "The `type` of `spec`, lowercased, after checking that it is known and that `spec` has only the fields that type allows."
     typ = str(spec.get('type', '')).lower()
     if typ not in _TYPES:
-        raise ValueError(f"Invalid schedule type: `{spec.get('type')}` (must be one of {', '.join(_TYPES)})")
+        raise InputError(f"Invalid schedule type: `{spec.get('type')}` (must be one of {', '.join(_TYPES)})")
     allowed = sorted({'type', 'initial', 'groups', *_TYPES[typ], *(SCHEDULE_PERIODS if typ != 'constant' else ())})
     if extra := sorted(set(spec) - set(allowed)):
-        raise ValueError(f"Invalid field(s) for a `{typ}` schedule: {', '.join(extra)} (allowed: {', '.join(allowed)})")
+        raise InputError(f"Invalid field(s) for a `{typ}` schedule: {', '.join(extra)} (allowed: {', '.join(allowed)})")
     return typ
 
 # %% ../nbs/03_schedulers.ipynb #0052
@@ -220,9 +220,9 @@ def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'
     "Build one `Schedule` from a config dict (see the table above)."
     typ = _spec_type(spec)
     init = spec.get('initial', initial)
-    if init is None: raise ValueError(f"Invalid schedule spec: no initial value for a `{typ}` schedule")
+    if init is None: raise InputError(f"Invalid schedule spec: no initial value for a `{typ}` schedule")
     if typ == 'constant': return Constant(init)
-    if (need := _TYPES[typ][0]) not in spec: raise ValueError(f"Invalid schedule spec: a `{typ}` schedule needs `{need}`")
+    if (need := _TYPES[typ][0]) not in spec: raise InputError(f"Invalid schedule spec: a `{typ}` schedule needs `{need}`")
     T, g = _spec_steps(spec, steps_per_epoch), spec.get
     if typ == 'exponential': return ExponentialDecay(init, T, spec['decay_rate'], g('staircase', False))
     return PolynomialDecay(init, T, spec['end'], 1.0 if typ == 'linear' else g('power', 1.0), g('cycle', False))
@@ -231,7 +231,7 @@ def schedule_from_spec(spec:dict, # {'type': 'exponential'|'linear'|'polynomial'
 def _current_value(optimizer, key:str, groups=None) -> float:
     "The value of `key` shared by the target groups (ValueError if they disagree)."
     vals = sorted({float(g[key]) for g in _target_groups(optimizer, key, groups)})
-    if len(vals) > 1: raise ValueError(f"Invalid initial value: param groups hold different `{key}` values "
+    if len(vals) > 1: raise InputError(f"Invalid initial value: param groups hold different `{key}` values "
                                        f"({', '.join(map(str, vals))}); give 'initial' or 'groups' in the spec")
     return vals[0]
 

@@ -27,6 +27,7 @@ from .schedulers import schedules_from_config
 from .models import BASE_WIDTHS, XNORNET_L2, get_model, l2_parameters, l2_penalty, model_stats
 from .data import data_fingerprint, get_data, resolve_dataset
 from .metrics import FlipRatio, RunningMean, accuracy
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['PROGRESS_EVERY', 'CHECKSUM_SEED', 'build_model', 'build_optimizer', 'StepRecipe', 'step_recipe', 'train_step',
@@ -157,7 +158,7 @@ def setup_distributed(device: str = 'auto'):
     if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if device.startswith('cuda'):
         if not torch.cuda.is_available():
-            raise ValueError(f"Invalid device value: `{device}` (CUDA is not available here; use --device cpu)")
+            raise InputError(f"Invalid device value: `{device}` (CUDA is not available here; use --device cpu)")
         if world > 1 or device == 'cuda': device = f'cuda:{local if world > 1 else torch.cuda.current_device()}'
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -222,12 +223,11 @@ def _check_nonfinite(opt, epoch: int):
                                  "left untouched, but the run stops here; the checkpoint of the previous epoch is kept. "
                                  "Lower the learning rate or check the data, then rerun to resume.")
 
-def _tensorboard(out: Path):
-    "A SummaryWriter in out/tb when tensorboard is installed, else None."
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        return SummaryWriter(str(out / 'tb'))
-    except Exception: return None
+def _tensorboard(out: Path, enabled: bool):
+    "A SummaryWriter in out/tb when the run asks for one (`tensorboard=True`, checked by `resolve_config`), else None."
+    if not enabled: return None
+    from torch.utils.tensorboard import SummaryWriter   # asked for: any failure is an error, never silently no logs
+    return SummaryWriter(str(out / 'tb'))
 
 # %% ../nbs/07_train.ipynb #0026
 @dataclass
@@ -250,7 +250,7 @@ class Run:
     rows: list # metrics.csv so far
     start: int # epochs already done
     seconds: float # training time so far
-    tensorboard: object = None # a SummaryWriter on rank 0 when tensorboard is installed
+    tensorboard: object = None # a SummaryWriter on rank 0 when the run asks for TensorBoard
     rank_checksums: Optional[list] = None # the latest `check_ranks_agree` under DDP
     fingerprint: Optional[str] = None # the data's fingerprint (`bnn_opt.data.data_fingerprint`), recorded in config.json
 
@@ -269,7 +269,7 @@ def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=pr
     if (out / 'checkpoint.pt').exists():
         rows, start, seconds = resume(out / 'checkpoint.pt', model, opt, scheds, c)  # its own record of the settings checked too
         if start > c.epochs:
-            raise ValueError(f"`{out}` holds {start} trained epochs: --epochs {c.epochs} cannot shorten the run; "
+            raise InputError(f"`{out}` holds {start} trained epochs: --epochs {c.epochs} cannot shorten the run; "
                              "use another --out folder")
         check_weights_binary(model, f"in the checkpoint of epoch {start}")
         say(f"{out}: resuming after epoch {start} of {c.epochs}")
@@ -351,7 +351,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
 # %% ../nbs/07_train.ipynb #0033
 def _start_invocation(run: Run, say):
     "Rank 0, before the first epoch of this invocation: config.json, TensorBoard, and a stale summary removed."
-    _write_run_info(run); run.tensorboard = _tensorboard(run.out)
+    _write_run_info(run); run.tensorboard = _tensorboard(run.out, run.config.tensorboard)
     stale = run.out / 'summary.json'
     if stale.exists():  # a finished run being extended: it is not complete until its new last epoch
         say(f"{run.out}: extending the finished {len(run.rows)}-epoch run to {run.config.epochs} epochs")
@@ -377,7 +377,7 @@ def train(config: TrainConfig, # resolved settings (see `resolve_config`)
         rank, world, device = setup_distributed(c.device)
         say = quiet_on_broken_pipe(log) if rank == 0 else (lambda *a, **k: None)
         if c.batch_size % world:
-            raise ValueError(f"Invalid batch_size value: `{c.batch_size}` (must be divisible by the {world} ranks)")
+            raise InputError(f"Invalid batch_size value: `{c.batch_size}` (must be divisible by the {world} ranks)")
         fingerprint = data_fingerprint(*resolve_dataset(c.dataset, c.data)[:2])
         if (done := open_run_folder(out, c, fingerprint)) is not None:
             say(f"{out}: already complete (best test acc {done['best_test_acc']:.4f}); nothing to do")
