@@ -16,6 +16,7 @@ from .quantizers import _sign, approx_sign, ste_sign
 from .layers import QuantConv2d, QuantLinear, binary_modules, latent_modules
 from .models import MODELS, BatchNormNoScale, ChannelLayerNorm, get_model
 from .folding import SignThreshold, fold_batchnorm_sign, fold_batchnorms
+from .data import IMAGENET_CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD
 from .checks import InputError
 
 # %% auto #0
@@ -108,7 +109,11 @@ def _preprocessing(spec: dict, dataset: str|None) -> dict:
     s = spec['input_size']
     p = dict(image_size=s, channels=spec['in_channels'], layout='NCHW', dtype='float32', dataset=dataset,
              pixel_scaling='RGB uint8 pixels x -> x / 127.5 - 1 (range [-1, 1])')
-    if dataset == 'imagenet': p['resize'] = f"resize the shorter side to {round(s * 8 / 7)}, centre crop {s}x{s}"
+    if dataset == 'imagenet':  # the released code's evaluation preprocessing (bnn_opt.data.imagenet_transforms)
+        p['pixel_scaling'] = (f"RGB pixels x in 0-255 -> (x - 255 * mean) / (255 * std) per channel, "
+                              f"mean {IMAGENET_MEAN}, std {IMAGENET_STD}")
+        p['resize'] = (f"centre square crop of {IMAGENET_CROP_FRACTION:.4f} (224/256) of the shorter side, "
+                       f"resized bicubic (TF1 legacy) to {s}x{s}")
     return p
 
 # %% ../nbs/10a_export.ipynb #0034
