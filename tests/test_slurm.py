@@ -6,12 +6,13 @@ munged, slurmctld and slurmd in a temporary folder and stops them afterwards), a
 - a job scancel'ed mid-run is submitted again by the next call and resumes; a job signalled as preempted
   (USR2, what Slurm sends before a time limit) requeues itself and resumes;
 - the tables and report equal those of the local launcher for the same runs (fixed seeds, one thread);
+- a call that submits nothing while a job is still queued writes the report, naming the run still missing;
 - either launcher finishes the other's folder.
 
 Skipped, saying why, only where Slurm cannot be had (not root, or its packages are missing and cannot be
 installed: `tools/slurm_cluster.sh install`); with BNN_OPT_REQUIRE_SLURM=1 (CI) that is a failure.
 """
-import csv, json, os, re, subprocess, sys, time
+import csv, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,12 @@ def _release_requeued(env, job, timeout=120):
     subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], check=True, env=env)
 
 
+def _held_job(env) -> str:
+    "The id of a job that stays pending (held)."
+    return subprocess.run(['sbatch', '--parsable', '--hold', '--wrap', 'true', '-o', '/dev/null'], capture_output=True,
+                          text=True, check=True, env=env).stdout.strip()
+
+
 def _csv(path, drop=()):
     with open(path) as f: return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
 
@@ -150,6 +157,20 @@ def test_table_through_slurm(slurm_env, tmp_path):
     assert _csv(S / 'schedulers.csv') == _csv(L / 'schedulers.csv')
     assert _report_body(S / 'REPORT.md') == _report_body(L / 'REPORT.md')
 
+    # a call that submits nothing while a run's job is still queued writes the report from the others, naming it
+    part, lone = tmp_path / 'partial', gone.name
+    shutil.copytree(S, part)
+    for f in ('summary.json', 'checkpoint.pt', 'metrics.csv', 'config.json', 'REPORT.md'):
+        (part / 'runs' / lone / f).unlink(missing_ok=True); (part / f).unlink(missing_ok=True)
+    held = _held_job(env)
+    try:
+        (part / 'runs' / lone / 'runner.json').write_text(json.dumps(dict(launcher='slurm', job_id=held, jobs=[held])))
+        r = _reproduce(part, '--launcher', 'slurm', env=env, timeout=300)
+    finally: subprocess.run(['scancel', held], env=env)
+    assert r.returncode == 0 and '6 runs: 0 submitted, 5 already complete, 1 running or queued' in r.stdout, r.stdout + r.stderr
+    report = (part / 'REPORT.md').read_text()
+    assert '## Runs still missing' in report and f"- `{lone}`: job {held} PENDING" in report, report
+
     # a submission after all finished submits nothing; either launcher finishes the other's folder
     for out, extra in ((S, ['--launcher', 'slurm']), (L, ['--launcher', 'slurm']), (S, [])):
         r = _reproduce(out, *extra, '--runs-only', env=env, timeout=180)
@@ -162,8 +183,7 @@ def test_local_launcher_leaves_runs_held_by_slurm_jobs(slurm_env, tmp_path, monk
     from bnn_opt.design import make_run
     from bnn_opt.runner import run_grid
     monkeypatch.setenv('SLURM_CONF', slurm_env['SLURM_CONF'])
-    hold = subprocess.run(['sbatch', '--parsable', '--hold', '--wrap', 'true', '-o', '/dev/null'], capture_output=True,
-                          text=True, check=True).stdout.strip()  # a job that stays pending
+    hold = _held_job(slurm_env)
     try:
         rid, kw = make_run('bop2ndorder', 'tiny')
         d = tmp_path / 'runs' / rid; d.mkdir(parents=True)
