@@ -7,6 +7,8 @@ munged, slurmctld and slurmd in a temporary folder and stops them afterwards), a
   (USR2, what Slurm sends before a time limit) requeues itself and resumes;
 - the tables and report equal those of the local launcher for the same runs (fixed seeds, one thread);
 - a call that submits nothing while a job is still queued writes the report, naming the run still missing;
+- a run that fails for a real reason is submitted again --max-retries times, then reported failed;
+- the local launcher leaves alone a run whose Slurm job is still queued;
 - either launcher finishes the other's folder.
 
 Skipped, saying why, only where Slurm cannot be had (not root, or its packages are missing and cannot be
@@ -192,6 +194,24 @@ def test_local_launcher_leaves_runs_held_by_slurm_jobs(slurm_env, tmp_path, monk
         assert o.status == 'failed' and f"Slurm job {hold} (PENDING) still holds this run" in o.message, o
         assert not (d / 'config.json').exists()
     finally: subprocess.run(['scancel', hold])
+
+
+def test_real_failure_is_retried_then_given_up(slurm_env, tmp_path, monkeypatch):
+    "A run that fails for a real reason (a corrupt checkpoint) is submitted again --max-retries times, then reported failed."
+    from bnn_opt.design import make_run
+    from bnn_opt.slurm import SlurmOptions, submit_grid, wait_grid
+    monkeypatch.setenv('SLURM_CONF', slurm_env['SLURM_CONF'])
+    rid, kw = make_run('bop2ndorder', 'tiny')
+    d = tmp_path / 'runs' / rid; d.mkdir(parents=True)
+    (d / 'checkpoint.pt').write_bytes(b'not a checkpoint')
+    opts, lines = SlurmOptions(max_retries=1), []
+    [o] = wait_grid([(rid, kw)], tmp_path, opts, log=lines.append, poll=0.5, max_poll=2)
+    rec = _record(d)
+    assert o.status == 'failed' and len(rec['jobs']) == 2 and rec['failed_jobs'] == rec['jobs'], (o, rec)
+    assert f"Slurm jobs {', '.join(rec['jobs'])} failed (--max-retries 1)" in o.message and 'is corrupt or unreadable' in o.message
+    assert rec['rc'] == 2 and rec['log'] == o.log and 'is corrupt or unreadable' in Path(rec['log']).read_text()
+    [o] = submit_grid([(rid, kw)], tmp_path, opts, log=lines.append)  # and it stays given up
+    assert o.status == 'failed' and _record(d)['jobs'] == rec['jobs']
 
 
 @pytest.mark.parametrize('argv, message', [
