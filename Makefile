@@ -36,7 +36,12 @@ export-check: install
 nbtest: install
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
 
+# tests/test_slurm.py runs the reproduction on a one-node Slurm cluster that tools/slurm_cluster.sh starts and stops;
+# as root, the script first installs munge and Slurm from the Debian packages when missing (SLURM=0: no install;
+# without Slurm that test is skipped, saying why)
+SLURM ?= 1
 pytest: install
+	$(if $(filter 1,$(SLURM)),-bash tools/slurm_cluster.sh install)
 	$(PY) -m pytest -q tests
 
 test: export-check nbtest pytest

@@ -158,6 +158,19 @@ def _reproduce_parser(sub):
     p.add_argument('--label', default=None, help="the data set's name in the tables (default: from the runs)")
     p.add_argument('--runs-only', action='store_true', help='train the runs, execute no notebook')
     p.add_argument('--notebooks', default=None, metavar='DIR', help='folder of the table notebooks (default: reproduce/)')
+    p.add_argument('--launcher', default='local', choices=['local', 'slurm'], help='local (default): train the runs on this '
+                   'machine; slurm: submit each run as a Slurm job and return (run again, or --wait, to collect them)')
+    g = p.add_argument_group('Slurm (--launcher slurm)')
+    g.add_argument('--wait', action='store_true', default=None, help='wait for every job, then write the report')
+    g.add_argument('--partition', help="the jobs' partition (default: the cluster's)")
+    g.add_argument('--gpus-per-run', type=int, metavar='N', help='GPUs of each job (default 0: CPU runs); N > 1 runs torchrun inside the job')
+    g.add_argument('--gpus-per-imagenet-run', type=int, metavar='N', help='GPUs of each paper-scale ImageNet job (default: --gpus-per-run)')
+    g.add_argument('--cpus-per-run', type=int, metavar='N', help='CPUs of each job (default: --threads; 8 at paper scale)')
+    g.add_argument('--time', metavar='LIMIT', help='time limit of one job: minutes or [D-]HH:MM:SS (default 24 h); a longer run is requeued and resumes')
+    g.add_argument('--account', help='--account of the jobs'); g.add_argument('--qos', help='--qos of the jobs')
+    g.add_argument('--slurm-option', dest='slurm_options', action='append', metavar='KEY=VALUE',
+                   help='any other sbatch flag, repeatable (e.g. constraint=a100; a bare KEY for a flag)')
+    g.add_argument('--max-retries', type=int, metavar='N', help='submissions again of a run whose job failed for a real reason (default 2)')
     p.set_defaults(func=cmd_reproduce)
     return p
 
@@ -169,16 +182,33 @@ def _ints(s: Optional[str], what: str) -> Optional[list]:
 
 _SHOWN = ('data', 'imagenet_data', 'label', 'epochs', 'seeds', 'gpus', 'jobs', 'threads', 'device')  # options named in REPORT.md
 
+_SLURM_FLAGS = dict(partition='partition', gpus_per_run='gpus', gpus_per_imagenet_run='imagenet_gpus', cpus_per_run='cpus',
+                   time='time', account='account', qos='qos', slurm_options='extra', max_retries='max_retries', wait=None)
+
+def _slurm_options(a):
+    "The Slurm options given, as `bnn_opt.slurm.SlurmOptions` (None with --launcher local, which refuses them)."
+    from bnn_opt.slurm import SlurmOptions, parse_slurm_options, parse_time_limit
+    given = {k: v for k in _SLURM_FLAGS if (v := getattr(a, k, None)) is not None}
+    if a.launcher != 'slurm':
+        if given: raise ValueError(f"--{next(iter(given)).replace('_', '-')} needs --launcher slurm")
+        return None
+    if 'time' in given: given['time'] = parse_time_limit(given['time'])
+    if 'slurm_options' in given: given['slurm_options'] = parse_slurm_options(given['slurm_options'])
+    return SlurmOptions(**{_SLURM_FLAGS[k]: v for k, v in given.items() if _SLURM_FLAGS[k]})
+
 def cmd_reproduce(a) -> int:
     "`bnn-opt reproduce`: the parsed arguments to `reproduce`."
     try: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated runner stops its runs (checkpoints stay)
     except (ValueError, AttributeError): pass  # not the main thread / no SIGTERM
     argv = [a.table, '--scale', a.scale, '--out', str(a.out)] + sum(
         ([f"--{k.replace('_', '-')}", str(v)] for k, v in vars(a).items() if k in _SHOWN and v is not None), [])
+    slurm = _slurm_options(a)
+    if slurm: argv += ['--launcher', 'slurm'] + sum(([f"--{k.replace('_', '-')}", str(getattr(a, k))] for k in
+                                                     ('partition', 'gpus_per_run', 'cpus_per_run', 'time') if getattr(a, k) is not None), [])
     return reproduce(a.table, a.out, a.scale, data=a.data, imagenet_data=a.imagenet_data, gpus=_ints(a.gpus, '--gpus'),
                      jobs=a.jobs, threads=a.threads, device=a.device, epochs=a.epochs, seeds=_ints(a.seeds, '--seeds'),
                      overrides=parse_overrides(a.overrides), label=a.label, runs_only=a.runs_only,
-                     notebooks=a.notebooks, command=display_command(argv))
+                     notebooks=a.notebooks, command=display_command(argv), launcher=a.launcher, slurm=slurm, wait=bool(a.wait))
 
 # %% ../nbs/09_cli.ipynb #0015
 def parser() -> argparse.ArgumentParser:

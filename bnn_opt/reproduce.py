@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Optional
 from .design import SCALES, TABLES, check_scale, grid
 from .runner import dedup_runs, run_grid
+from .slurm import PAPER_CPUS, SlurmOptions, outcome_line, submit_grid, wait_grid
 from .results import fake_imagenet
 from .report import execute_table, notebook_parameters, write_report
 
 # %% auto #0
-__all__ = ['missing_data', 'display_command', 'reproduce']
+__all__ = ['LAUNCHERS', 'missing_data', 'display_command', 'reproduce']
 
 # %% ../nbs/08_reproduce.ipynb #0004
 def _abs(p): return str(Path(p).resolve()) if p else None
@@ -50,6 +51,39 @@ def _run_notebooks(tables, out: Path, common: dict, device, label, notebooks, lo
             log(f"notebook {t}: FAILED: {errors[t]}")
     return errors
 
+# %% ../nbs/08_reproduce.ipynb #0005b
+LAUNCHERS = ('local', 'slurm')
+_IN_FLIGHT = ('submitted', 'queued', 'running')
+
+def _check_launcher(launcher: str, gpus, jobs, slurm, wait):
+    "Refuse an option that the chosen launcher would not use."
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"Invalid launcher value: `{launcher}` (one of {', '.join(LAUNCHERS)})")
+    if launcher == 'slurm' and (gpus or jobs is not None):
+        raise ValueError(f"--{'gpus' if gpus else 'jobs'} places runs on this machine (--launcher local); with --launcher slurm "
+                         "use --gpus-per-run and --cpus-per-run, and Slurm places the jobs")
+    if launcher == 'local' and (slurm is not None or wait):
+        raise ValueError("Slurm options (--partition, --gpus-per-run, --time, --wait, ...) need --launcher slurm")
+
+def _collect(outcomes: list) -> bool:
+    "Slurm: whether this call writes the report (it submitted nothing, and some run is finished)."
+    return not any(o.status == 'submitted' for o in outcomes) and any(o.status == 'skipped' for o in outcomes)
+
+def _submitted(outcomes: list, log) -> int:
+    "Slurm, after submitting: the failures and what to do next; 1 if a run failed for good."
+    failed = [o for o in outcomes if o.status == 'failed']
+    for o in failed: log(f"  FAILED {o.run_id}: {o.message}\n    log: {o.log}")
+    if any(o.status in _IN_FLIGHT for o in outcomes):
+        log("Run the same command again to collect the finished runs (tables and REPORT.md), or add --wait to wait for them.")
+    return 1 if failed else 0
+
+def _add_missing(report: Path, missing: list, log):
+    "Append to REPORT.md the runs whose jobs have not finished them (their tables lack them)."
+    lines = [f"- `{o.run_id}`: {o.message}" for o in missing]
+    with open(report, 'a') as f: f.write('\n## Runs still missing\n\nTheir Slurm jobs have not finished them yet; '
+                                        'run the same command again to update the tables.\n\n' + '\n'.join(lines) + '\n')
+    log(f"{len(missing)} runs still missing:\n" + '\n'.join(f"  {o.run_id}: {o.message}" for o in missing))
+
 # %% ../nbs/08_reproduce.ipynb #0006
 def reproduce(table: str, # one of TABLES, or 'all'
               out, # the results folder: runs in out/runs/<run_id>, tables and REPORT.md in out
@@ -61,10 +95,14 @@ def reproduce(table: str, # one of TABLES, or 'all'
               runs_only: bool = False, # train, execute no notebook
               notebooks=None, # folder of the table notebooks (None: `notebooks_dir()`)
               command: str = '', # the command line, for REPORT.md
+              launcher: str = 'local', # 'local' (this machine's processes) or 'slurm' (a job per run, see `bnn_opt.slurm`)
+              slurm: Optional[SlurmOptions] = None, # the Slurm jobs' resources (launcher 'slurm')
+              wait: bool = False, # launcher 'slurm': wait for every job, then write the report
               log=print) -> int:
     "Grids, runs, notebooks, report: 0 when all went well, 1 if a run or notebook failed, 2 if the data is missing."
     t0 = time.time()
     check_scale(scale)
+    _check_launcher(launcher, gpus, jobs, slurm, wait)
     tables = list(TABLES) if table == 'all' else [table]
     out = Path(out).resolve()
     data, inet = _abs(data), _abs(imagenet_data)
@@ -72,6 +110,7 @@ def reproduce(table: str, # one of TABLES, or 'all'
     if table == 'all' and SCALES[scale]['imagenet'] is None and inet is None and scale != 'paper': tables.remove('imagenet')
     if why := missing_data(scale, tables, data, inet):
         print(f"bnn-opt reproduce: {why}", file=sys.stderr); return 2
+    if launcher == 'slurm': slurm = slurm or SlurmOptions(); threads = threads or slurm.cpus or (1 if scale != 'paper' else PAPER_CPUS)
     jobs = jobs if jobs is not None else SCALES[scale].get('jobs', 1)
     threads = threads or (1 if scale != 'paper' else max(1, (os.cpu_count() or 1) // max(1, jobs)))
     common = dict(scale=scale, seeds=seeds, epochs=epochs, data=data, imagenet_data=inet, overrides=overrides or None)
@@ -89,7 +128,11 @@ def reproduce(table: str, # one of TABLES, or 'all'
     if 'imagenet' in plan and inet is None:
         log("No ImageNet folder given (--imagenet-data DIR): the ImageNet table runs on a small generated image "
               "folder, a pipeline check, not an ImageNet number.")
-    outcomes = run_grid(runs, out, jobs=jobs, gpus=gpus, device=device, threads=threads)
+    if launcher == 'slurm':
+        outcomes = (wait_grid if wait else submit_grid)(runs, out, slurm, device=device, threads=threads, log=log)
+        log(outcome_line(outcomes))
+        if runs_only or not _collect(outcomes): return _submitted(outcomes, log)
+    else: outcomes = run_grid(runs, out, jobs=jobs, gpus=gpus, device=device, threads=threads)
     if not runs_only: errors.update(_run_notebooks(plan, out, common, device, label, notebooks, log))
     report = write_report(out, tables, scale, command or f"bnn-opt reproduce {table} --scale {scale}", outcomes, errors,
                           time.time() - t0)
@@ -101,5 +144,6 @@ def reproduce(table: str, # one of TABLES, or 'all'
         log("Failures:")
         for o in failed: log(f"  run {o.run_id}: {o.message or 'exit ' + str(o.rc)}\n    log: {o.log}")
         for t, e in errors.items(): log(f"  table {t}: {e}")
+    if missing := [o for o in outcomes if o.status in _IN_FLIGHT]: _add_missing(report, missing, log)
     log(f"Report: {report}")
     return 1 if failed or errors else 0

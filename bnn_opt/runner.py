@@ -13,7 +13,8 @@ from .design import config_of
 from .checks import InputError
 
 # %% auto #0
-__all__ = ['read_json', 'run_state', 'train_command', 'RunOutcome', 'timestamp', 'log_tail', 'dedup_runs', 'run_grid']
+__all__ = ['read_json', 'run_state', 'train_command', 'RunOutcome', 'timestamp', 'log_tail', 'dedup_runs', 'run_grid',
+           'child_env']
 
 # %% ../nbs/08b_runner.ipynb #0005
 def read_json(path) -> dict:
@@ -125,6 +126,30 @@ def _finish(o: RunOutcome, run_dir: Path, cmd, rc: int, t0: float, log):
         log(f"  FAILED {o.run_id} (exit {rc}); log: {o.log}")
 
 # %% ../nbs/08b_runner.ipynb #0013
+def _classify(runs: list, root: Path, local: bool = True) -> tuple:
+    "({run_id: RunOutcome}, runs to train): complete runs skipped, invalid ones failed (local: also those a Slurm job trains)."
+    outcomes, queue = {}, []
+    for rid, kw in runs:
+        d = root / rid
+        o = outcomes[rid] = RunOutcome(rid, 'queued', str(d / 'log.txt'))
+        try: config_of(kw); st, why = run_state(d, kw), None
+        except ValueError as e: st, why = 'invalid', f"invalid settings: {e}"
+        if st == 'complete':
+            o.status = 'skipped'
+            if local: _note(d / 'log.txt', "already complete (summary.json): skipped by bnn-opt reproduce")
+            continue
+        if st == 'other': why = f"{d} holds a run with other settings {_config_diff(d, kw)}; delete it or use another --out"
+        if why:
+            o.status, o.message = 'failed', why
+            _note(d / 'log.txt', why); _record(d, cmd=None, rc=None, error=why)
+        else: queue.append((rid, kw))
+    if local and any(read_json(root / rid / 'runner.json').get('launcher') == 'slurm' for rid, _ in queue):
+        from bnn_opt.slurm import busy_runs  # a folder begun with --launcher slurm: leave the runs its jobs still hold
+        for rid, why in busy_runs([rid for rid, _ in queue], root).items():
+            outcomes[rid].status, outcomes[rid].message = 'failed', why
+        queue = [q for q in queue if outcomes[q[0]].status != 'failed']
+    return outcomes, queue
+
 def run_grid(runs: list, # (run_id, kwargs) pairs; the same id twice must mean the same settings
              results_dir, # runs go to results_dir/runs/<run_id>
              jobs: int = 1, # parallel CPU runs (0: in this process)
@@ -135,20 +160,7 @@ def run_grid(runs: list, # (run_id, kwargs) pairs; the same id twice must mean t
             ) -> list:
     "Train every run that is not complete; returns a `RunOutcome` per run. Failures do not stop the others."
     runs, root = dedup_runs(runs), Path(results_dir).resolve() / 'runs'
-    outcomes, queue = {}, []
-    for rid, kw in runs:
-        d = root / rid
-        o = outcomes[rid] = RunOutcome(rid, 'queued', str(d / 'log.txt'))
-        try: config_of(kw); st, why = run_state(d, kw), None
-        except ValueError as e: st, why = 'invalid', f"invalid settings: {e}"
-        if st == 'complete':
-            o.status = 'skipped'; _note(d / 'log.txt', "already complete (summary.json): skipped by bnn-opt reproduce")
-            continue
-        if st == 'other': why = f"{d} holds a run with other settings {_config_diff(d, kw)}; delete it or use another --out"
-        if why:
-            o.status, o.message = 'failed', why
-            _note(d / 'log.txt', why); _record(d, cmd=None, rc=None, error=why)
-        else: queue.append((rid, kw))
+    outcomes, queue = _classify(runs, root)
     skipped = sum(o.status == 'skipped' for o in outcomes.values())
     log(f"{len(runs)} runs: {skipped} already complete, {len(queue)} to train, "
         f"{sum(o.status == 'failed' for o in outcomes.values())} cannot start")
@@ -165,6 +177,18 @@ def run_grid(runs: list, # (run_id, kwargs) pairs; the same id twice must mean t
     return list(outcomes.values())
 
 # %% ../nbs/08b_runner.ipynb #0014
+def child_env(threads: Optional[int] = None, # torch threads of a CPU run (OMP_NUM_THREADS, MKL_NUM_THREADS)
+              gpus: Optional[list] = None, # GPU indices (CUDA_VISIBLE_DEVICES); with them, threads are left alone
+             ) -> dict:
+    "The environment of a run's process: this bnn_opt first on PYTHONPATH (whatever the cwd), unbuffered output."
+    import bnn_opt
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    src = str(Path(bnn_opt.__file__).resolve().parent.parent)
+    env['PYTHONPATH'] = src + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    if gpus: env['CUDA_VISIBLE_DEVICES'] = ','.join(map(str, gpus))
+    elif threads: env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
 def _launch_all(queue, root, outcomes, jobs, gpus, device, threads, log):
     "The process pool: one slot per GPU (or `jobs` CPU slots); torchrun runs take every GPU, after the others."
     gpus = [str(g) for g in gpus] if gpus else None
@@ -176,11 +200,7 @@ def _launch_all(queue, root, outcomes, jobs, gpus, device, threads, log):
         nonlocal k
         d = root / rid; d.mkdir(parents=True, exist_ok=True); k += 1
         cmd = train_command(kw, d, device or ('cuda' if gpus else None), nproc, threads=None if gpus else threads)
-        env = dict(os.environ, PYTHONUNBUFFERED='1')
-        src = str(Path(__file__).resolve().parent.parent)  # this bnn_opt first, whatever the cwd
-        env['PYTHONPATH'] = src + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-        if gpus: env['CUDA_VISIBLE_DEVICES'] = ','.join(slot_ids)
-        elif threads: env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        env = child_env(threads, slot_ids if gpus else None)
         state = run_state(d)
         _note(d / 'log.txt', f"{'resuming' if state == 'partial' else 'starting'}: {shlex.join(cmd)}")
         f = open(d / 'log.txt', 'a')
