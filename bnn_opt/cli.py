@@ -13,6 +13,7 @@ from .export import evaluate_file, export_onnx, export_packed
 from .models import BASE_WIDTHS, MODELS, NORMS
 from .design import SCALES, TABLES
 from .reproduce import display_command, reproduce
+from .files import DiskFullError, FolderInUseError
 from .runfolder import RunError, RunInterrupted
 from .train import train
 from .checks import InputError
@@ -23,7 +24,8 @@ __all__ = ['USER_ERRORS', 'cmd_train', 'cmd_export', 'cmd_evaluate', 'cmd_reprod
 # %% ../nbs/09_cli.ipynb #0004
 # bad input, or a run that stops itself with an explanation: one line on stderr, exit status 2. Anything else is a bug:
 # its traceback, a line asking to report it, exit status 1. `--debug` (or BNN_OPT_DEBUG=1) shows the traceback of any error.
-USER_ERRORS = (InputError, RunError, DataUnavailableError, FloatingPointError, FileNotFoundError)
+USER_ERRORS = (InputError, RunError, DataUnavailableError, FloatingPointError, FileNotFoundError, FolderInUseError,
+               DiskFullError)
 
 class _Parser(argparse.ArgumentParser):
     "argparse with its errors in one line and a pointer to --help, instead of the whole usage text; every command takes --debug."
@@ -190,7 +192,7 @@ def _slurm_options(a):
     from bnn_opt.slurm import SlurmOptions, parse_slurm_options, parse_time_limit
     given = {k: v for k in _SLURM_FLAGS if (v := getattr(a, k, None)) is not None}
     if a.launcher != 'slurm':
-        if given: raise ValueError(f"--{next(iter(given)).replace('_', '-')} needs --launcher slurm")
+        if given: raise InputError(f"--{next(iter(given)).replace('_', '-')} needs --launcher slurm")
         return None
     if 'time' in given: given['time'] = parse_time_limit(given['time'])
     if 'slurm_options' in given: given['slurm_options'] = parse_slurm_options(given['slurm_options'])
@@ -205,10 +207,12 @@ def cmd_reproduce(a) -> int:
     slurm = _slurm_options(a)
     if slurm: argv += ['--launcher', 'slurm'] + sum(([f"--{k.replace('_', '-')}", str(getattr(a, k))] for k in
                                                      ('partition', 'gpus_per_run', 'cpus_per_run', 'time') if getattr(a, k) is not None), [])
-    return reproduce(a.table, a.out, a.scale, data=a.data, imagenet_data=a.imagenet_data, gpus=_ints(a.gpus, '--gpus'),
-                     jobs=a.jobs, threads=a.threads, device=a.device, epochs=a.epochs, seeds=_ints(a.seeds, '--seeds'),
-                     overrides=parse_overrides(a.overrides), label=a.label, runs_only=a.runs_only,
-                     notebooks=a.notebooks, command=display_command(argv), launcher=a.launcher, slurm=slurm, wait=bool(a.wait))
+    from bnn_opt.files import folder_lock
+    with folder_lock(a.out, 'bnn-opt reproduce'):  # one reproduce per results folder (each run also locks its own)
+        return reproduce(a.table, a.out, a.scale, data=a.data, imagenet_data=a.imagenet_data, gpus=_ints(a.gpus, '--gpus'),
+                         jobs=a.jobs, threads=a.threads, device=a.device, epochs=a.epochs, seeds=_ints(a.seeds, '--seeds'),
+                         overrides=parse_overrides(a.overrides), label=a.label, runs_only=a.runs_only, notebooks=a.notebooks,
+                         command=display_command(argv), launcher=a.launcher, slurm=slurm, wait=bool(a.wait))
 
 # %% ../nbs/09_cli.ipynb #0015
 def parser() -> argparse.ArgumentParser:

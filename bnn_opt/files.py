@@ -13,8 +13,8 @@ except ImportError: fcntl = None  # not POSIX (Windows): folders are not locked
 from .checks import InputError
 
 # %% auto #0
-__all__ = ['LOCK_FILE', 'replace_atomic', 'write_bytes_atomic', 'write_text_atomic', 'write_json_atomic', 'write_csv_atomic',
-           'save_atomic', 'FolderInUseError', 'folder_lock']
+__all__ = ['LOCK_FILE', 'DiskFullError', 'replace_atomic', 'write_bytes_atomic', 'write_text_atomic', 'write_json_atomic',
+           'write_csv_atomic', 'save_atomic', 'FolderInUseError', 'folder_lock']
 
 # %% ../nbs/00c_files.ipynb #0004
 def _umask() -> int:
@@ -35,9 +35,12 @@ def _fsync_file(path: Path):
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.ENOTSUP): raise
 
+class DiskFullError(OSError):
+    "The disk filled up while a file was written; its previous version is intact."
+
 def _disk_full(path: Path) -> OSError:
-    return OSError(errno.ENOSPC, f"No space left on the device while writing `{path}`: its previous version is "
-                                 "intact; free some space and rerun the same command")
+    return DiskFullError(errno.ENOSPC, f"No space left on the device while writing `{path}`: its previous version is "
+                                       "intact; free some space and rerun the same command")
 
 def replace_atomic(path, # the file to (re)write
                    write: Callable[[Path], None], # writes the new content to the path it is given

@@ -12,6 +12,7 @@ from .runner import dedup_runs, run_grid
 from .slurm import PAPER_CPUS, SlurmOptions, outcome_line, submit_grid, wait_grid
 from .results import fake_imagenet
 from .report import execute_table, notebook_parameters, write_report
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['LAUNCHERS', 'missing_data', 'display_command', 'reproduce']
@@ -58,12 +59,12 @@ _IN_FLIGHT = ('submitted', 'queued', 'running')
 def _check_launcher(launcher: str, gpus, jobs, slurm, wait):
     "Refuse an option that the chosen launcher would not use."
     if launcher not in LAUNCHERS:
-        raise ValueError(f"Invalid launcher value: `{launcher}` (one of {', '.join(LAUNCHERS)})")
+        raise InputError(f"Invalid launcher value: `{launcher}` (one of {', '.join(LAUNCHERS)})")
     if launcher == 'slurm' and (gpus or jobs is not None):
-        raise ValueError(f"--{'gpus' if gpus else 'jobs'} places runs on this machine (--launcher local); with --launcher slurm "
+        raise InputError(f"--{'gpus' if gpus else 'jobs'} places runs on this machine (--launcher local); with --launcher slurm "
                          "use --gpus-per-run and --cpus-per-run, and Slurm places the jobs")
     if launcher == 'local' and (slurm is not None or wait):
-        raise ValueError("Slurm options (--partition, --gpus-per-run, --time, --wait, ...) need --launcher slurm")
+        raise InputError("Slurm options (--partition, --gpus-per-run, --time, --wait, ...) need --launcher slurm")
 
 def _collect(outcomes: list) -> bool:
     "Slurm: whether this call writes the report (it submitted nothing, and some run is finished)."

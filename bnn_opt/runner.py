@@ -9,6 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Optional
 from .config import config_diff
+from .runfolder import read_run_json, write_run_json
 from .design import config_of
 from .checks import InputError
 
@@ -18,9 +19,8 @@ __all__ = ['read_json', 'run_state', 'train_command', 'RunOutcome', 'timestamp',
 
 # %% ../nbs/08b_runner.ipynb #0005
 def read_json(path) -> dict:
-    "A JSON file's content; {} when it is missing or half-written (a run killed while writing it)."
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return {}
+    "A run-folder JSON file's content, {} when it is missing; a `RunError` naming the file if it is broken or newer."
+    return read_run_json(path, required=False) or {}  # written atomically: a broken file is damage, never a killed write
 
 def _config_diff(run_dir: Path, kwargs: dict) -> dict:
     "Settings the run of `kwargs` reads that differ from the run recorded in run_dir/config.json: key -> (recorded, wanted)."
@@ -77,7 +77,7 @@ def _note(path: Path, text: str):
 def _record(run_dir: Path, **fields):
     "run_dir/runner.json: what the runner did last (cmd, rc, seconds, error)."
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / 'runner.json').write_text(json.dumps(dict(fields, ended=timestamp()), indent=1, default=str))
+    write_run_json(run_dir / 'runner.json', json.loads(json.dumps(dict(fields, ended=timestamp()), default=str)))
 
 def log_tail(path, n=8) -> str:
     "The last `n` lines of a log file ('' when there is none)."

@@ -11,6 +11,7 @@ from typing import Optional
 from .files import write_json_atomic
 from .runner import (RunOutcome, _classify, _note, _wants_torchrun, child_env, dedup_runs, log_tail, read_json,
                             run_state, timestamp, train_command)
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['ENDED', 'MAX_TIMEOUT_REQUEUES', 'PAPER_CPUS', 'SIGNAL_DELAY_S', 'in_flight', 'parse_squeue', 'job_states',
@@ -67,9 +68,9 @@ class SlurmOptions:
         for k in ('gpus', 'imagenet_gpus', 'cpus', 'time', 'max_retries'):
             v, low = getattr(self, k), 0 if k in ('gpus', 'imagenet_gpus', 'max_retries') else 1
             if v is not None and (not isinstance(v, int) or v < low):
-                raise ValueError(f"Invalid {k} value: `{v}` (must be an integer >= {low})")
+                raise InputError(f"Invalid {k} value: `{v}` (must be an integer >= {low})")
         if bad := [k for k in self.extra if k in _LAUNCHER_FLAGS]:
-            raise ValueError(f"Invalid --slurm-option `{bad[0]}`: the launcher sets it (log files and the requeue signal)")
+            raise InputError(f"Invalid --slurm-option `{bad[0]}`: the launcher sets it (log files and the requeue signal)")
 
     def gpus_for(self, kwargs: dict) -> int:
         "GPUs of the run of `kwargs`."
@@ -83,7 +84,7 @@ def parse_slurm_options(items) -> dict:
         k, eq, v = str(s).partition('=')
         k = k.strip().lstrip('-')
         if not re.fullmatch(r'[a-z][a-z0-9_-]*', k) or (eq and not v.strip()):
-            raise ValueError(f"Invalid --slurm-option value: `{s}` (expected KEY=VALUE such as constraint=a100, "
+            raise InputError(f"Invalid --slurm-option value: `{s}` (expected KEY=VALUE such as constraint=a100, "
                              "or a bare flag such as exclusive)")
         out[k.replace('_', '-')] = v.strip() if eq else True
     return out
@@ -98,7 +99,7 @@ def parse_time_limit(s) -> int:
         elif b is not None: secs = a * 60 + b                                      # MM:SS
         else: secs = a * 60                                                        # MINUTES
         if secs > 0: return -(-secs // 60)
-    raise ValueError(f"Invalid --time value: `{s}` (a Slurm time limit such as 240, 4:00:00 or 2-00:00:00)")
+    raise InputError(f"Invalid --time value: `{s}` (a Slurm time limit such as 240, 4:00:00 or 2-00:00:00)")
 
 def executor_parameters(o: SlurmOptions, run_id: str, gpus: int, cpus: int) -> dict:
     "submitit `SlurmExecutor.update_parameters` of one run: one task on one node, its GPUs and CPUs, requeueable."
@@ -210,7 +211,7 @@ def _submit(rid: str, kw: dict, d: Path, o: SlurmOptions, device, threads: int, 
     ex.update_parameters(**executor_parameters(o, rid, gpus, o.cpus or threads))
     try: job = ex.submit(SlurmRun(rid, cmd, d, None if gpus else threads, o.time))
     except submitit.core.utils.FailedJobError as e:
-        raise ValueError(f"sbatch refused run {rid}: {' '.join(str(e).split())[:300]} (check --partition, --account, --qos, "
+        raise InputError(f"sbatch refused run {rid}: {' '.join(str(e).split())[:300]} (check --partition, --account, --qos, "
                          "--time and --slurm-option)") from None
     old = read_json(d / 'runner.json')
     jobs = (old.get('jobs', []) if old.get('launcher') == 'slurm' else []) + [job.job_id]

@@ -345,3 +345,27 @@ def test_a_closed_stdout_does_not_stop_training(tmp_path):
         if p.poll() is None: p.kill()
     assert first and p.returncode == 0 and 'Broken pipe' not in err, (first, p.returncode, err)
     assert json.loads((run / 'summary.json').read_text())['complete'] and len(rows(run)) == 3
+
+
+HOLD = r'''
+import sys, time
+from bnn_opt.files import folder_lock
+with folder_lock(sys.argv[1], 'bnn-opt reproduce'):
+    print('held', flush=True); time.sleep(600)
+'''
+
+
+def test_two_reproduce_commands_one_folder(tmp_path):
+    "A `bnn-opt reproduce` on a results folder another reproduce holds exits 2 naming it; once that one dies, nothing blocks."
+    out = tmp_path / 'results'
+    holder = subprocess.Popen([sys.executable, '-c', HOLD, str(out)], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        rc, _, err = cli('reproduce', 'bias_norm', '--scale', 'tiny', '--out', out)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"is in use by another `bnn-opt reproduce` (pid {holder.pid} on " in err, err
+        assert not (out / 'runs').exists()
+    finally:
+        holder.kill(); holder.wait()
+    rc, _, err = cli('reproduce', 'bias_norm', '--scale', 'tiny', '--out', out, '--seeds', 'x')  # the dead holder's lock
+    assert rc == 2 and 'in use' not in err and '--seeds' in err, err                          # blocks nothing
