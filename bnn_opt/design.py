@@ -14,16 +14,17 @@ from .config import PRESETS, IMAGENET_EPOCHS, TrainConfig, resolve_config, setti
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS',
            'VARIANT_BIAS_CORRECTION', 'GRIDS', 'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs',
            'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run', 'variant_name',
-           'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_imagenet', 'grid_pbop',
-           'fake_imagenet_dir', 'grid', 'budget']
+           'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_convergence', 'grid_imagenet',
+           'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
 
 # %% ../nbs/08a_design.ipynb #0005
-TABLES = ('bias_norm', 'ablation', 'schedulers', 'cifar10', 'imagenet', 'pbop')
+TABLES = ('bias_norm', 'ablation', 'schedulers', 'convergence', 'cifar10', 'imagenet', 'pbop')
 
 TITLES = {
     'bias_norm': 'Thesis 5.1.1: Bop2ndOrder biased vs bias-corrected, batch vs layer norm (BinaryNet)',
     'ablation': 'Thesis 5.1.2-5.1.3: hyperparameter ablation and robustness, Bop vs Bop2ndOrder (BinaryNet)',
     'schedulers': 'Thesis 5.1.4: exponential decay schedules; the threshold schedule as a regularizer (BinaryNet)',
+    'convergence': 'Thesis 5.1-5.2: Bop2ndOrder converges in fewer epochs than Bop (unscheduled presets, BinaryNet)',
     'cifar10': 'Thesis 5.2 / paper table 1: BinaryNet on CIFAR-10',
     'imagenet': 'Thesis 5.3 / paper table 2: XNOR-Net and Bi-Real Net on ImageNet (top-1)',
     'pbop': 'Thesis, PBop: scaler sweep beside Bop and Bop2ndOrder (BinaryNet)',
@@ -38,8 +39,9 @@ PUBLISHED = {'bop_sec52': 91.3, 'bop2ndorder_cifar': 91.9, 'bop2ndorder_unbiased
 SCALES = {
     'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None, needs_data=True,
                   table_epochs=dict(ablation=100, pbop=100), seeds=dict(default=[0])),
-    'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True, amp=True,
-                table_epochs=dict(cifar10=12, ablation=4), seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0]),
+    'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True,
+                table_epochs=dict(cifar10=12, ablation=4, convergence=8),
+                seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0], convergence=[0, 1, 2, 3]),
                 jobs=2),
     'quick': dict(width=16, subset=1000, epochs=5, batch_size=50, seeds=dict(default=[0]),
                   imagenet=dict(width=8, epochs=3, batch_size=50, image_size=32, classes=50, per_class=15)),
@@ -64,6 +66,7 @@ DESIGN = {
     'bias_norm': dict(variants=['biased', 'scaled', 'corrected'], norms=['batch', 'layer']),
     'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0], variants=['scaled', 'biased']),
     'schedulers': dict(variants=['none', 'all', 'threshold'], bias_corrections=['scaled', 'biased']),
+    'convergence': dict(presets=['bop', 'bop2ndorder', 'bop2ndorder_unbiased']),
     'cifar10': dict(presets=['bop_sec52', 'bop2ndorder_cifar', 'bop2ndorder_unbiased_cifar', 'adam_latent']),
     'imagenet': dict(models=['xnornet', 'birealnet'], presets=['bop_imagenet', 'bop2ndorder_imagenet']),
     'pbop': dict(scalers=[1.0, 10.0, 100.0], references=['bop', 'bop2ndorder'], anneal=True),
@@ -235,6 +238,15 @@ def grid_cifar10(scale='quick', seeds=(0,), epochs=None, data=None, overrides=No
     return [make_run(p, scale, s, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
             for p in presets for s in seeds]
 
+def grid_convergence(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
+                     presets=DESIGN['convergence']['presets'], # unscheduled presets: a short run is a prefix of the paper's
+                    ) -> list:
+    "Speed of learning: the unscheduled presets (same batch, threshold, Adam lr), seeds outermost so each finished seed pairs."
+    if sched := [p for p in presets if PRESETS[p].get('schedules')]:
+        raise ValueError(f"Invalid convergence preset(s): {', '.join(sched)} have schedules, so a short run is no prefix of theirs")
+    return [make_run(p, scale, s, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
+            for s in seeds for p in presets]
+
 def grid_imagenet(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                   models=DESIGN['imagenet']['models'], presets=DESIGN['imagenet']['presets']) -> list:
     "Thesis 5.3: XNOR-Net and Bi-Real Net with Bop and Bop2ndOrder (`data`: the ImageNet folder)."
@@ -254,7 +266,8 @@ def grid_pbop(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
     return out + [make_run(p, scale, s, **kw) for p in references for s in seeds]
 
 # %% ../nbs/08a_design.ipynb #0022
-GRIDS = dict(bias_norm=grid_bias_norm, ablation=grid_ablation, schedulers=grid_schedulers, cifar10=grid_cifar10,
+GRIDS = dict(bias_norm=grid_bias_norm, ablation=grid_ablation, schedulers=grid_schedulers, convergence=grid_convergence,
+             cifar10=grid_cifar10,
              imagenet=grid_imagenet, pbop=grid_pbop)
 
 FAKE_IMAGENET = '_fake_imagenet'  # the generated ImageNet stand-in's folder, inside a results folder
