@@ -13,9 +13,9 @@ from .config import PRESETS, IMAGENET_EPOCHS, TrainConfig, resolve_config, setti
 # %% auto #0
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS',
            'VARIANT_BIAS_CORRECTION', 'GRIDS', 'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs',
-           'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run', 'variant_name',
-           'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_convergence', 'grid_imagenet',
-           'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
+           'scale_subset', 'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run',
+           'variant_name', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_convergence',
+           'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
 
 # %% ../nbs/08a_design.ipynb #0005
 TABLES = ('bias_norm', 'ablation', 'schedulers', 'convergence', 'cifar10', 'imagenet', 'pbop')
@@ -40,8 +40,8 @@ SCALES = {
     'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None, needs_data=True,
                   table_epochs=dict(ablation=100, pbop=100), seeds=dict(default=[0])),
     'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True,
-                table_epochs=dict(cifar10=12, ablation=4, convergence=8),
-                seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0], convergence=[0, 1, 2, 3]),
+                table_epochs=dict(cifar10=12, ablation=4, convergence=4, schedulers=40), table_subset=dict(schedulers=10_000),
+                seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0, 1], convergence=[0, 1, 2]),
                 jobs=2),
     'quick': dict(width=16, subset=1000, epochs=5, batch_size=50, seeds=dict(default=[0]),
                   imagenet=dict(width=8, epochs=3, batch_size=50, image_size=32, classes=50, per_class=15)),
@@ -61,10 +61,14 @@ def scale_epochs(scale: str, table: str) -> Optional[int]:
     "A table's own epoch count at `scale` (None: each preset's at the scale)."
     return SCALES[scale].get('table_epochs', {}).get(table)
 
+def scale_subset(scale: str, table: str) -> Optional[int]:
+    "A table's own number of training images at `scale` (None: the scale's)."
+    return SCALES[scale].get('table_subset', {}).get(table)
+
 # each table's own grid (the notebooks' parameter cells hold the same literals)
 DESIGN = {
     'bias_norm': dict(variants=['biased', 'scaled', 'corrected'], norms=['batch', 'layer']),
-    'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0], variants=['scaled', 'biased']),
+    'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0], variants=['scaled']),
     'schedulers': dict(variants=['none', 'all', 'threshold'], bias_corrections=['scaled', 'biased']),
     'convergence': dict(presets=['bop', 'bop2ndorder', 'bop2ndorder_unbiased']),
     'cifar10': dict(presets=['bop_sec52', 'bop2ndorder_cifar', 'bop2ndorder_unbiased_cifar', 'adam_latent']),
@@ -212,6 +216,7 @@ def grid_ablation(scale='quick', seeds=(0,), epochs=None, data=None, overrides=N
 
 # %% ../nbs/08a_design.ipynb #0019
 def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
+                    subset=None, # training images (None: the scale's); the regularizer needs runs that can overfit
                     variants=DESIGN['schedulers']['variants'], # 'none', 'all' (threshold, gamma, sigma, lr), 'threshold'
                     bias_corrections=DESIGN['schedulers']['bias_corrections'], # 'scaled' (what the released code's 5.1.4 ran), 'biased' (the preset's)
                    ) -> list:
@@ -226,7 +231,8 @@ def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides
             if v not in spec: raise ValueError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
             sched, tag = spec[v]
             out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides,
-                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b])
+                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b],
+                             **({'subset': subset} if subset else {}))
                     for s in seeds]
     return out
 
@@ -292,8 +298,9 @@ def grid(table: str, # one of TABLES
     seeds = scale_seeds(scale, table) if seeds is None else [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     d = (imagenet_data or (None if scale == 'paper' else fake_imagenet_dir(results_dir))) if table == 'imagenet' else data
     d = str(Path(d).resolve()) if d is not None else None
+    extra = {'subset': n} if (n := scale_subset(scale, table)) else {}
     return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides,
-                        fixed_epochs=scale_epochs(scale, table), **design)
+                        fixed_epochs=scale_epochs(scale, table), **extra, **design)
 
 # %% ../nbs/08a_design.ipynb #0025
 TRAIN_IMAGES = dict(cifar10=50_000, imagenet=1_281_167, digits=1_437)  # full training sets (digits: after its test split)
