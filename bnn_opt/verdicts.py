@@ -89,11 +89,12 @@ def _decide(row: dict, p: Optional[float], family: str) -> dict:
     "Set verdict and why of a tested directional row from (adjusted) p and its blocks."
     lo, hi, d = row.get('ci_low'), row.get('ci_high'), row.get('diff')
     ci = f", 95% CI [{lo:+.2f}, {hi:+.2f}]" if lo is not None else ''
-    ptxt = f"{row['test']}: diff {d:+.2f}{ci}, p {row['p']:.3g}" + (f", Holm p {p:.3g} ({family})" if family else '')
+    ptxt = f"{row['test']}: diff {d:+.2f}{ci}, p {row['p']:.3g}" + (f", Holm p {p:.3g}" if family else '')
     if row.get('block_all'): return dict(row, verdict=NOT_RESOLVED, why=f"{row['block_all']}; {ptxt}")
     toward = None if d is None or d == 0 else (d > 0) == (row['claimed'] == '>')
     if p is None or math.isnan(p) or p >= ALPHA or toward is None:
-        why = 'p undefined (identical differences over seeds)' if p is not None and math.isnan(p) else f"p >= {ALPHA:g}"
+        why = ('p undefined (identical differences over seeds)' if p is not None and math.isnan(p) else
+               f"{'Holm p' if family else 'p'} >= {ALPHA:g}")
         return dict(row, verdict=NOT_RESOLVED, why=f"{why}; {ptxt}")
     block = row.get('block_for') if toward else row.get('block_against')
     if block: return dict(row, verdict=NOT_RESOLVED, why=f"{block}; {ptxt}")
