@@ -9,22 +9,23 @@ from pathlib import Path
 from typing import Optional
 from dataclasses import fields
 from .config import PRESETS, IMAGENET_EPOCHS, TrainConfig, resolve_config, settings_used
-from .checks import InputError
+from .checks import InputError, InputError
 
 # %% auto #0
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS',
            'VARIANT_BIAS_CORRECTION', 'GRIDS', 'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs',
-           'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run', 'variant_name',
-           'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_imagenet', 'grid_pbop',
-           'fake_imagenet_dir', 'grid', 'budget']
+           'scale_subset', 'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run',
+           'variant_name', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_convergence',
+           'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
 
 # %% ../nbs/08a_design.ipynb #0005
-TABLES = ('bias_norm', 'ablation', 'schedulers', 'cifar10', 'imagenet', 'pbop')
+TABLES = ('bias_norm', 'ablation', 'schedulers', 'convergence', 'cifar10', 'imagenet', 'pbop')
 
 TITLES = {
     'bias_norm': 'Thesis 5.1.1: Bop2ndOrder biased vs bias-corrected, batch vs layer norm (BinaryNet)',
     'ablation': 'Thesis 5.1.2-5.1.3: hyperparameter ablation and robustness, Bop vs Bop2ndOrder (BinaryNet)',
     'schedulers': 'Thesis 5.1.4: exponential decay schedules; the threshold schedule as a regularizer (BinaryNet)',
+    'convergence': 'Thesis 5.1-5.2: Bop2ndOrder converges in fewer epochs than Bop (unscheduled presets, BinaryNet)',
     'cifar10': 'Thesis 5.2 / paper table 1: BinaryNet on CIFAR-10',
     'imagenet': 'Thesis 5.3 / paper table 2: XNOR-Net and Bi-Real Net on ImageNet (top-1)',
     'pbop': 'Thesis, PBop: scaler sweep beside Bop and Bop2ndOrder (BinaryNet)',
@@ -39,8 +40,9 @@ PUBLISHED = {'bop_sec52': 91.3, 'bop2ndorder_cifar': 91.9, 'bop2ndorder_unbiased
 SCALES = {
     'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None, needs_data=True,
                   table_epochs=dict(ablation=100, pbop=100), seeds=dict(default=[0])),
-    'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True, amp=True,
-                table_epochs=dict(cifar10=12, ablation=4), seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0]),
+    'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True,
+                table_epochs=dict(cifar10=12, ablation=4, convergence=4, schedulers=40), table_subset=dict(schedulers=10_000),
+                seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0, 1], convergence=[0, 1, 2]),
                 jobs=2),
     'quick': dict(width=16, subset=1000, epochs=5, batch_size=50, seeds=dict(default=[0]),
                   imagenet=dict(width=8, epochs=3, batch_size=50, image_size=32, classes=50, per_class=15)),
@@ -60,11 +62,16 @@ def scale_epochs(scale: str, table: str) -> Optional[int]:
     "A table's own epoch count at `scale` (None: each preset's at the scale)."
     return SCALES[scale].get('table_epochs', {}).get(table)
 
+def scale_subset(scale: str, table: str) -> Optional[int]:
+    "A table's own number of training images at `scale` (None: the scale's)."
+    return SCALES[scale].get('table_subset', {}).get(table)
+
 # each table's own grid (the notebooks' parameter cells hold the same literals)
 DESIGN = {
     'bias_norm': dict(variants=['biased', 'scaled', 'corrected'], norms=['batch', 'layer']),
-    'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0], variants=['scaled', 'biased']),
+    'ablation': dict(factors=[0.1, 1.0, 10.0], sigma_factors=[0.1, 10.0], variants=['scaled']),
     'schedulers': dict(variants=['none', 'all', 'threshold'], bias_corrections=['scaled', 'biased']),
+    'convergence': dict(presets=['bop', 'bop2ndorder', 'bop2ndorder_unbiased']),
     'cifar10': dict(presets=['bop_sec52', 'bop2ndorder_cifar', 'bop2ndorder_unbiased_cifar', 'adam_latent']),
     'imagenet': dict(models=['xnornet', 'birealnet'], presets=['bop_imagenet', 'bop2ndorder_imagenet']),
     'pbop': dict(scalers=[1.0, 10.0, 100.0], references=['bop', 'bop2ndorder'], anneal=True),
@@ -210,6 +217,7 @@ def grid_ablation(scale='quick', seeds=(0,), epochs=None, data=None, overrides=N
 
 # %% ../nbs/08a_design.ipynb #0019
 def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
+                    subset=None, # training images (None: the scale's); the regularizer needs runs that can overfit
                     variants=DESIGN['schedulers']['variants'], # 'none', 'all' (threshold, gamma, sigma, lr), 'threshold'
                     bias_corrections=DESIGN['schedulers']['bias_corrections'], # 'scaled' (what the released code's 5.1.4 ran), 'biased' (the preset's)
                    ) -> list:
@@ -224,7 +232,8 @@ def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides
             if v not in spec: raise InputError(f"Invalid variant: `{v}` (use {', '.join(spec)})")
             sched, tag = spec[v]
             out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides,
-                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b])
+                             fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b],
+                             **({'subset': subset} if subset else {}))
                     for s in seeds]
     return out
 
@@ -235,6 +244,15 @@ def grid_cifar10(scale='quick', seeds=(0,), epochs=None, data=None, overrides=No
     "Thesis 5.2: BinaryNet with each CIFAR-10 preset."
     return [make_run(p, scale, s, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
             for p in presets for s in seeds]
+
+def grid_convergence(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
+                     presets=DESIGN['convergence']['presets'], # unscheduled presets: a short run is a prefix of the paper's
+                    ) -> list:
+    "Speed of learning: the unscheduled presets (same batch, threshold, Adam lr), seeds outermost so each finished seed pairs."
+    if sched := [p for p in presets if PRESETS[p].get('schedules')]:
+        raise InputError(f"Invalid convergence preset(s): {', '.join(sched)} have schedules, so a short run is no prefix of theirs")
+    return [make_run(p, scale, s, epochs=epochs, data=data, overrides=overrides, fixed_epochs=fixed_epochs)
+            for s in seeds for p in presets]
 
 def grid_imagenet(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                   models=DESIGN['imagenet']['models'], presets=DESIGN['imagenet']['presets']) -> list:
@@ -255,7 +273,8 @@ def grid_pbop(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None,
     return out + [make_run(p, scale, s, **kw) for p in references for s in seeds]
 
 # %% ../nbs/08a_design.ipynb #0022
-GRIDS = dict(bias_norm=grid_bias_norm, ablation=grid_ablation, schedulers=grid_schedulers, cifar10=grid_cifar10,
+GRIDS = dict(bias_norm=grid_bias_norm, ablation=grid_ablation, schedulers=grid_schedulers, convergence=grid_convergence,
+             cifar10=grid_cifar10,
              imagenet=grid_imagenet, pbop=grid_pbop)
 
 FAKE_IMAGENET = '_fake_imagenet'  # the generated ImageNet stand-in's folder, inside a results folder
@@ -280,8 +299,9 @@ def grid(table: str, # one of TABLES
     seeds = scale_seeds(scale, table) if seeds is None else [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     d = (imagenet_data or (None if scale == 'paper' else fake_imagenet_dir(results_dir))) if table == 'imagenet' else data
     d = str(Path(d).resolve()) if d is not None else None
+    extra = {'subset': n} if (n := scale_subset(scale, table)) else {}
     return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides,
-                        fixed_epochs=scale_epochs(scale, table), **design)
+                        fixed_epochs=scale_epochs(scale, table), **extra, **design)
 
 # %% ../nbs/08a_design.ipynb #0025
 TRAIN_IMAGES = dict(cifar10=50_000, imagenet=1_281_167, digits=1_437)  # full training sets (digits: after its test split)

@@ -12,12 +12,12 @@ from .files import write_csv_atomic
 from .design import DESIGN, FAKE_IMAGENET, TITLES
 from .runner import read_json, timestamp
 from .results import by_setting, run_summary, test_images
-from .verdicts import MIN_TEST_IMAGES
+from .verdicts import ALPHA, MIN_TEST_IMAGES, NO_CLAIM, holm
 
 # %% auto #0
-__all__ = ['IMAGENET_PREPROCESSING', 'markdown_table', 'write_csv', 'data_label', 'deviations', 'run_rows', 'table_header',
-           'verdicts_markdown', 'write_table', 'run_label', 'plot_curves', 'plot_heatmap', 'save_figure',
-           'notebooks_dir', 'notebook_parameters', 'execute_table', 'scrub_paths', 'machine_description',
+__all__ = ['IMAGENET_PREPROCESSING', 'RULE', 'markdown_table', 'write_csv', 'data_label', 'deviations', 'run_rows',
+           'table_header', 'verdicts_markdown', 'write_table', 'run_label', 'plot_curves', 'plot_heatmap',
+           'save_figure', 'notebooks_dir', 'notebook_parameters', 'execute_table', 'scrub_paths', 'machine_description',
            'training_time', 'write_report']
 
 # %% ../nbs/08e_report.ipynb #0005
@@ -34,14 +34,18 @@ _HEAD = dict(final_test_acc='final test acc (%)', best_test_acc='best test acc (
              gap='train-test gap (pp)', final_test_top5='final top-5 (%)', published='published (%)',
              epochs_to_target='epochs to target', final_flip_ratio='flip ratio (last epoch)',
              mean_flip_ratio='flip ratio (mean)', final_test_loss='final test loss', spread='max-min',
-             early_test_acc='mean test acc, first half (%)')
+             early_test_acc='mean test acc, first half (%)', auc_test_acc='mean test acc over the epochs (%)',
+             final_train_eval_acc='final train acc, eval mode (%)', running_gap='running train-test gap (pp)',
+             sd_net_of_seeds='sd net of seed noise', left_out='points left out')
 
 def markdown_table(rows: list, columns: Optional[list] = None) -> str:
     "A GitHub-markdown table of `rows` (dicts); headers in words."
     if not rows: return '(no rows)'
     cols = columns or [k for k in dict.fromkeys(k for r in rows for k in r) if not k.endswith('_std')]
     fmt = lambda r, k: _cell(k, r.get(k)) + (f" ± {r[k + '_std']:.1f}" if r.get(k + '_std') is not None else '')
-    lines = ['| ' + ' | '.join(_HEAD.get(c, c) for c in cols) + ' |', '|' + '---|' * len(cols)]
+    head = lambda c: _HEAD.get(c) or (f"epochs to {c[10:]}%" if c.startswith('epochs_to_') else
+                                      f"reached {c[8:]}%" if c.startswith('reached_') else c)
+    lines = ['| ' + ' | '.join(head(c) for c in cols) + ' |', '|' + '---|' * len(cols)]
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r, k) for k in cols) + ' |' for r in rows])
 
 def write_csv(rows: list, path) -> Path:
@@ -99,7 +103,7 @@ def deviations(runs: dict) -> list:
 # %% ../nbs/08e_report.ipynb #0009
 def run_rows(runs: dict) -> list:
     "One row per run: the numbers behind a table's means and verdicts (id, seed, state, accuracies, epochs, seconds)."
-    keys = ('final_test_acc', 'best_test_acc', 'early_test_acc', 'gap', 'epochs_done', 'seconds')
+    keys = ('final_test_acc', 'best_test_acc', 'early_test_acc', 'auc_test_acc', 'gap', 'running_gap', 'epochs_done', 'seconds')
     r4 = lambda v: round(v, 4) if isinstance(v, float) else v
     return [dict(run=r['id'], seed=r['cfg'].get('seed'), state=r['state'], **{k: r4(run_summary(r).get(k)) for k in keys})
             for r in runs.values()]
@@ -113,15 +117,25 @@ def table_header(table: str, scale: str, label: str, runs: Optional[dict] = None
     return (head + f" — test set: {f'{n:,} images' if n else 'unknown size'}; "
             f"{'/'.join(map(str, seeds))} seed(s) per setting (mean ± std over seeds)")
 
+RULE = (f"Rule (`bnn_opt.verdicts`): a two-sided test per claim, paired t over seeds where both sides ran the same seeds "
+        f"(Welch's t otherwise; a permutation test of spreads net of seed noise for robustness); Holm's correction over "
+        f"the family of directional claims named in each row; reproduced if the adjusted p < {ALPHA:g} and the "
+        f"difference lies on the claimed side, not reproduced if on the other side, else not resolved at this scale "
+        f"(always with < 2 values a side or < {MIN_TEST_IMAGES:,} test images). 'no claim': shown, not judged, with the "
+        "reason. The 95% intervals are per claim, unadjusted.")
+
+def _fmt_v(v) -> str:
+    try: return f"{float(v):.2f}"
+    except (TypeError, ValueError): return '—'
+
 def verdicts_markdown(claims: list) -> str:
-    "The claims and their verdicts as a markdown table, with the rule in one line."
+    "The claims and their verdicts as a markdown table, under the rule and the family."
     if not claims: return ''
-    rows = [dict(claim=c['claim'], ours=f"{c['statistic']} {c['value_a']:.2f} vs {c['value_b']:.2f}" if None not in (c['value_a'], c['value_b']) else '—',
-                 seeds=f"{c['n_a']} vs {c['n_b']}", verdict=f"**{c['verdict']}**", why=c['why']) for c in claims]
-    return ('### Verdicts\n\nRule (`bnn_opt.verdicts`): 95% confidence interval of the difference in the claimed '
-            'direction (Welch over seeds; bootstrap over grid points for spreads); reproduced if it excludes 0 on the '
-            f'claimed side, not reproduced if on the other, else not resolved at this scale (always with < 2 values a '
-            f'side or < {MIN_TEST_IMAGES:,} test images).\n\n' + markdown_table(rows))
+    fams = sorted({c['family'] for c in claims if c.get('family')})
+    rows = [dict(claim=c['claim'], ours=f"{c['statistic']} {_fmt_v(c['value_a'])} vs {_fmt_v(c['value_b'])}",
+                 n=f"{c['n_a']} vs {c['n_b']}", verdict=f"**{c['verdict']}**", why=c['why']) for c in claims]
+    fam = f"Family: {'; '.join(fams)} (REPORT.md corrects over every table it joins).\n\n" if fams else ''
+    return '### Verdicts\n\n' + RULE + '\n\n' + fam + markdown_table(rows)
 
 def write_table(table: str, # one of TABLES (names the files)
                 rows: list, out_dir, scale: str, label: str,
@@ -132,6 +146,7 @@ def write_table(table: str, # one of TABLES (names the files)
                ) -> str:
     "Write out_dir/<name>.csv, <name>_verdicts.csv and <name>.md (header, deviations, table, verdicts); returns the markdown."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); name = name or table
+    claims = holm(list(claims), f"this table ({name})") if claims else []
     write_csv(rows, out / f"{name}.csv")
     if claims: write_csv(list(claims), out / f"{name}_verdicts.csv")
     if runs: write_csv(run_rows(runs), out / f"{name}_runs.csv")
@@ -243,11 +258,24 @@ def training_time(results_dir, run_ids) -> dict:
     return dict(runs=len(spans), run_hours=sum((e - b).total_seconds() for b, e in spans) / 3600,
                 elapsed_hours=(max(e for _, e in spans) - min(b for b, _ in spans)).total_seconds() / 3600)
 
-def _verdict_lines(table: str, out: Path) -> list:
-    "'claim: **verdict**' for each row of DIR/<table>_verdicts.csv."
-    f = out / f"{table}_verdicts.csv"
+def _read_csv(f: Path) -> list:
     if not f.exists(): return []
-    with open(f) as fh: return [f"{r['claim']}: **{r['verdict']}**" for r in csv.DictReader(fh) if r['verdict'] != 'no claim']
+    with open(f) as fh: return list(csv.DictReader(fh))
+
+def _num(v):
+    try: return float(v)
+    except (TypeError, ValueError): return None
+
+def _run_facts(out: Path, run_ids) -> list:
+    "Header lines from the runs' config.json: data, torch threads per run, precision."
+    metas = [read_json(Path(out) / 'runs' / r / 'config.json') for r in run_ids]
+    metas = [m for m in metas if m]
+    if not metas: return []
+    val = lambda f: sorted({str(f(m)) for m in metas})
+    amp = val(lambda m: m.get('config', {}).get('amp'))
+    prec = ('float32 (bf16 autocast not used)' if amp == ['False'] else 'bf16 autocast' if amp == ['True'] else 'mixed: ' + ', '.join(amp))
+    return [f"Data: {', '.join(val(lambda m: m.get('dataset_name')))} ({', '.join(val(lambda m: m.get('n_test')))} test images)  ",
+            f"Torch threads per run: {', '.join(val(lambda m: m.get('torch_threads')))}; precision: {prec}  "]
 
 # %% ../nbs/08e_report.ipynb #0016
 def write_report(results_dir, tables, scale: str, command: str, outcomes: list, notebook_errors: dict,
@@ -257,13 +285,22 @@ def write_report(results_dir, tables, scale: str, command: str, outcomes: list, 
     failed = [o for o in outcomes if o.status == 'failed']
     tt = training_time(out, [o.run_id for o in outcomes])
     lines = ['# Reproduction report', '', f"Command: `{command}`  ", f"Scale: **{scale}**  ",
-             f"Machine: {machine_description()}  ", f"Written: {timestamp()}; this command took {seconds / 60:.1f} min  ",
+             f"Machine: {machine_description()}  ", *_run_facts(out, [o.run_id for o in outcomes]),
+             f"Written: {timestamp()}; this command took {seconds / 60:.1f} min  ",
              f"Runs: {len(outcomes)} ({sum(o.status == 'trained' for o in outcomes)} trained by this command, "
              f"{sum(o.status == 'skipped' for o in outcomes)} already complete, {len(failed)} failed); training "
              f"{tt['run_hours']:.2f} h of run time, {tt['elapsed_hours']:.2f} h elapsed from the first run's start to the "
              f"last run's end (their runner.json)", '', '## Verdicts', '']
+    every = {t: _read_csv(out / f"{t}_verdicts.csv") for t in tables}
+    fam = holm([c for t in tables for c in every[t]], 'the whole report')
+    n = sum(1 for c in fam if c.get('family'))
+    lines += [f"Holm's correction over all {n} directional claims of this report (family-wise error {ALPHA:g}); "
+              "the tables below also show each table's own family.", '']
+    k = 0
     for t in tables:
-        v = _verdict_lines(t, out)
+        v = fam[k:k + len(every[t])]; k += len(every[t])
+        v = [f"{c['claim']}: **{c['verdict']}** (Holm p {float(c['p_holm']):.3g})" if _num(c.get('p_holm')) is not None
+             else f"{c['claim']}: **{c['verdict']}** ({c['why']})" for c in v if c['verdict'] != NO_CLAIM]
         lines.append(f"- [{TITLES[t]}](#{t})" + (':' if v else ': no claim judged'))
         lines += [f"  - {x}" for x in v]
     for t in tables:

@@ -8,18 +8,21 @@ import csv, json, statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
-from .config import RUNTIME_KEYS
-from .design import PUBLISHED, check_scale, config_of, fake_imagenet_dir, grid, variant_name
+from .config import PRESETS, RUNTIME_KEYS
+from .design import PUBLISHED, TRAIN_IMAGES, check_scale, config_of, fake_imagenet_dir, grid, variant_name
 from .runner import dedup_runs, log_tail, read_json, run_grid, run_state
-from .verdicts import verdict, REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED
-from .checks import InputError
+from .verdicts import verdict, holm, spread_net_of_seeds, REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED, NO_CLAIM
+from .checks import InputError, InputError
 
 # %% auto #0
-__all__ = ['load_run', 'load_runs', 'fake_imagenet', 'ensure_runs', 'run_summary', 'epochs_to', 'status', 'by_setting',
-           'seed_values', 'aggregate', 'test_images', 'compare', 'variant_label', 'table_bias_norm', 'claims_bias_norm',
-           'table_ablation', 'robustness', 'claims_ablation', 'heatmap', 'table_schedulers', 'claims_schedulers',
-           'opt_label', 'convergence_target', 'table_cifar10', 'claims_cifar10', 'table_imagenet', 'claims_imagenet',
-           'table_pbop', 'claims_pbop', 'fake_run']
+__all__ = ['TRAIN_EVAL_ACC', 'BIAS_NORM_NO_CLAIM', 'PAPER_ABLATION_STEPS', 'SCALED_FLAT', 'MIN_OVERFIT', 'EARLY_NO_CLAIM',
+           'CONVERGENCE_TARGETS', 'PBOP_COMPARED', 'load_run', 'load_runs', 'fake_imagenet', 'ensure_runs',
+           'run_summary', 'epochs_to', 'epochs_to_bounded', 'status', 'by_setting', 'seed_values', 'aggregate',
+           'test_images', 'compare', 'no_claim', 'variant_label', 'table_bias_norm', 'claims_bias_norm', 'steps_of',
+           'warm_up', 'table_ablation', 'robustness', 'claims_ablation', 'heatmap', 'table_schedulers',
+           'claims_schedulers', 'opt_label', 'convergence_target', 'table_cifar10', 'claims_cifar10',
+           'table_convergence', 'claims_convergence', 'table_imagenet', 'claims_imagenet', 'table_pbop', 'claims_pbop',
+           'fake_run']
 
 # %% ../nbs/08c_results.ipynb #0005
 def _number(v):
@@ -84,17 +87,24 @@ def ensure_runs(table: str, # one of TABLES
     return load_runs(results_dir, runs)
 
 # %% ../nbs/08c_results.ipynb #0009
+TRAIN_EVAL_ACC = 'train_eval_acc'  # metrics.csv column: eval-mode accuracy on un-augmented training images at epoch end
+
 def run_summary(rec: dict) -> dict:
-    "Final/best accuracies (%), train-test gap, early accuracy, flip ratios and epochs of one run record."
+    "Final/best accuracies (%), train-test gaps, early and mean (AUC) accuracy, flip ratios and epochs of one run record."
     rows = rec['rows']
     if not rows: return dict(epochs_done=0)
     last, pc = rows[-1], lambda v: None if v is None else 100 * v
     mean = lambda xs: sum(xs) / len(xs) if xs else None
     flips = [r['flip_ratio'] for r in rows if isinstance(r.get('flip_ratio'), float)]
     half = rows[:max(1, -(-int(rec['cfg'].get('epochs') or len(rows)) // 2))]
+    ev = last.get(TRAIN_EVAL_ACC)
+    ev = ev if isinstance(ev, float) else None
     return dict(final_test_acc=pc(last['test_acc']), best_test_acc=pc(max(r['test_acc'] for r in rows)),
-                final_train_acc=pc(last['train_acc']), gap=pc(last['train_acc'] - last['test_acc']),
+                final_train_acc=pc(last['train_acc']), final_train_eval_acc=pc(ev),
+                gap=pc(ev - last['test_acc']) if ev is not None else None,
+                running_gap=pc(last['train_acc'] - last['test_acc']),
                 early_test_acc=pc(mean([r['test_acc'] for r in half])),
+                auc_test_acc=pc(mean([r['test_acc'] for r in rows])),
                 final_test_loss=last['test_loss'], final_test_top5=pc(last.get('test_top5')),
                 final_flip_ratio=flips[-1] if flips else None, mean_flip_ratio=mean(flips),
                 epochs_done=len(rows), seconds=sum(r.get('epoch_seconds', 0) for r in rows))
@@ -103,6 +113,11 @@ def run_summary(rec: dict) -> dict:
 def epochs_to(rec: dict, target: float) -> Optional[int]:
     "The first epoch whose test accuracy (%) reaches `target`, or None."
     return next((int(r['epoch']) for r in rec['rows'] if 100 * r['test_acc'] >= target), None)
+
+def epochs_to_bounded(rec: dict, target: float) -> tuple:
+    "(epochs to `target`, reached): a run that never reached it counts as its epochs + 1, a lower bound."
+    e = epochs_to(rec, target)
+    return (e, True) if e is not None else (len(rec['rows']) + 1, False)
 
 def status(recs: list) -> str:
     "One word for a group of seed runs: complete, partial (k/N epochs), failed, missing, other."
@@ -125,9 +140,17 @@ def by_setting(runs: dict) -> list:
         groups.setdefault(key, []).append(rec)
     return list(groups.values())
 
-def seed_values(recs: list, key: str) -> list:
-    "`run_summary(r)[key]` of each complete run of a group: the per-seed values a verdict compares."
-    return [v for r in recs if r['state'] == 'complete' and (v := run_summary(r).get(key)) is not None]
+def seed_values(recs: list, key) -> dict:
+    "{seed: value} of each complete run of a group (`key`: a `run_summary` key or a function of the record): what a verdict pairs."
+    out = {}
+    for r in recs:
+        if r['state'] != 'complete': continue
+        v = key(r) if callable(key) else run_summary(r).get(key)
+        if v is None: continue
+        s = r['cfg'].get('seed')
+        if s in out: raise InputError(f"Two runs of seed {s} on one side of a claim (run {r['id']}): a claim compares one setting a side")
+        out[s] = v
+    return out
 
 def aggregate(recs: list, keys=('final_test_acc', 'best_test_acc', 'final_train_acc', 'gap')) -> dict:
     "Mean over the seed runs of each key (and key_std when there are several); None when none has it."
@@ -147,9 +170,14 @@ def test_images(runs) -> Optional[int]:
     return min(n) if n else None
 
 def compare(claim: str, higher: list, lower: list, key: str, **kw) -> dict:
-    "`verdicts.verdict` of two groups of runs on `key`: the groups' per-seed values, their test-set size."
+    "`verdicts.verdict` of two groups of runs on `key`, paired by seed: the groups' per-seed values, their test-set size."
     return dict(verdict(claim, seed_values(higher, key), seed_values(lower, key), n_test=test_images(higher + lower), **kw),
                 metric=key)
+
+def no_claim(claim: str, a: list, b: list, key: str, why: str) -> dict:
+    "A comparison shown beside the claims with no verdict, and why no claim is made."
+    r = compare(claim, a, b, key, direction=False)
+    return dict(r, why=f"{why} ({r['why']})" if r['p'] is not None else why)
 
 # %% ../nbs/08c_results.ipynb #0016
 _VARIANT_NOTE = dict(scaled=' (released code)', corrected=' (Adam-style)')
@@ -171,62 +199,92 @@ def _groups(runs: dict, **match) -> list:
     return [g for g in by_setting(runs) if all(g[0]['cfg'].get(k) == v for k, v in match.items())]
 
 # %% ../nbs/08c_results.ipynb #0017
+BIAS_NORM_NO_CLAIM = ("no claim: the published biased > scaled (91.9% vs 91.4%) comes from the scheduled 500-epoch "
+                      "section 5.2 sets, not these unscheduled 5.1.1 presets (the cifar10 table tests it where it was made)")
+
 def claims_bias_norm(runs: dict) -> list:
-    "The published biased > scaled ordering (91.9% vs 91.4%), per norm; other pairs are shown without a claim."
+    "Every comparison shown without a claim: the published ordering was made in another setting (`BIAS_NORM_NO_CLAIM`)."
     out = []
     for norm in ('batch', 'layer'):
         g = {bc: sum(_groups(runs, bias_correction=bc, norm=norm), []) for bc in (False, 'scaled', True)}
         if g[False] and g['scaled']:
-            out.append(compare(f"biased > scaled ({norm} norm): final test acc", g[False], g['scaled'], 'final_test_acc'))
+            out.append(no_claim(f"biased vs scaled ({norm} norm): final test acc", g[False], g['scaled'], 'final_test_acc',
+                                BIAS_NORM_NO_CLAIM))
         if g[False] and g[True]:
-            out.append(compare(f"biased vs corrected ({norm} norm): final test acc", g[False], g[True], 'final_test_acc',
-                               direction=False))
+            out.append(no_claim(f"biased vs corrected ({norm} norm): final test acc", g[False], g[True], 'final_test_acc',
+                                'no published number for the Adam-style correction'))
     for bc in (False, 'scaled', True):
         lay, bat = sum(_groups(runs, bias_correction=bc, norm='layer'), []), sum(_groups(runs, bias_correction=bc, norm='batch'), [])
         if lay and bat:
-            out.append(compare(f"layer vs batch norm ({variant_name(bc)}): final test acc", lay, bat,
-                               'final_test_acc', direction=False))
+            out.append(no_claim(f"layer vs batch norm ({variant_name(bc)}): final test acc", lay, bat, 'final_test_acc',
+                                'the thesis compares the norms without a published ordering'))
     return out
 
-# %% ../nbs/08c_results.ipynb #0018
+# %% ../nbs/08c_results.ipynb #0019
+PAPER_ABLATION_STEPS = 100 * 50_000 // 100  # the released code's ablation: 100 epochs of CIFAR-10 at batch 100
+
+def steps_of(rec: dict) -> int:
+    "Optimizer steps of a run's settings: epochs x batches per epoch (training images from config.json, else the data set's)."
+    c = rec['cfg']; n = (rec.get('meta') or {}).get('n_train') or c.get('subset') or TRAIN_IMAGES[c['dataset']]
+    return int(c['epochs']) * -(-int(n) // int(c['batch_size']))
+
+def warm_up(rec: dict) -> Optional[str]:
+    "Why a run's moving averages are not in the thesis's regime (None when they are): see the markdown above."
+    c, steps = rec['cfg'], steps_of(rec)
+    rates = dict(gamma=c['gamma']) if c['optimizer'] == 'bop' else dict(gamma=c['gamma'], sigma=c['sigma'])
+    short = [f"{k} {r:g} needs {2 / r:,.0f} steps" for k, r in rates.items()
+             if r and 2 / r <= PAPER_ABLATION_STEPS and steps < 2 / r]
+    return f"not warmed up ({'; '.join(short)}; ran {steps:,}): left out of the spread" if short else None
+
 def table_ablation(runs: dict) -> list:
-    "One row per grid point: optimizer, variant, threshold, gamma, sigma (Bop2ndOrder), accuracies."
+    "One row per grid point: optimizer, variant, threshold, gamma, sigma (Bop2ndOrder), accuracies, steps, warm-up."
     def row(g):
         c = g[0]['cfg']; b2 = c['optimizer'] != 'bop'
         return dict(optimizer=c['optimizer'], variant=variant_name(c['bias_correction']) if b2 else None,
                     threshold=c['threshold'], gamma=c['gamma'], sigma=c['sigma'] if b2 else None,
-                    **aggregate(g, ('final_test_acc', 'best_test_acc')), seeds=len(g), status=status(g))
+                    **aggregate(g, ('final_test_acc', 'best_test_acc')), steps=steps_of(g[0]),
+                    seeds=len(g), status=status(g), note=warm_up(g[0]) or '')
     return [row(g) for g in by_setting(runs)]
 
-def _planes(rows: list) -> dict:
-    "'Bop2ndOrder, scaled' / 'Bop2ndOrder, biased' / 'Bop' -> the rows of its threshold x gamma plane."
+def _planes(runs: dict) -> dict:
+    "'Bop2ndOrder, scaled' / 'Bop2ndOrder, biased' / 'Bop' -> the seed groups of its threshold x gamma plane."
     out = {}
-    for r in rows:
-        out.setdefault('Bop' if r['optimizer'] == 'bop' else f"Bop2ndOrder, {r['variant']}", []).append(r)
-    for k, rs in out.items():
+    for g in by_setting(runs):
+        c = g[0]['cfg']
+        out.setdefault('Bop' if c['optimizer'] == 'bop' else f"Bop2ndOrder, {variant_name(c['bias_correction'])}", []).append(g)
+    for k, gs in out.items():
         if k != 'Bop':  # the plane is at the centre sigma; the sigma line is not part of it
-            sig = statistics.mode(r['sigma'] for r in rs); out[k] = [r for r in rs if r['sigma'] == sig]
+            sig = statistics.mode(g[0]['cfg']['sigma'] for g in gs); out[k] = [g for g in gs if g[0]['cfg']['sigma'] == sig]
     return out
 
-# %% ../nbs/08c_results.ipynb #0019
-def robustness(rows: list) -> list:
-    "Spread of final accuracy across each optimizer's threshold x gamma plane: n, mean, std, min, max, max-min."
+SCALED_FLAT = ("the scaled variant divides m by gamma: while gamma x steps << 1, m/gamma is about the plain sum of the "
+               "gradients, so its flip rule does not depend on gamma and its plane is flat along gamma by construction")
+
+# %% ../nbs/08c_results.ipynb #0020
+def _points(gs: list) -> list:
+    "Per warmed-up grid point: the final test accuracies of its complete seeds."
+    return [list(seed_values(g, 'final_test_acc').values()) for g in gs if warm_up(g[0]) is None]
+
+def robustness(runs: dict) -> list:
+    "Per plane: warmed-up points used, points left out, mean, raw sd of point means, sd net of seed noise, max-min."
     out = []
-    for name, rs in _planes(rows).items():
-        v = [r['final_test_acc'] for r in rs if r['final_test_acc'] is not None]
-        out.append(dict(optimizer=name, points=len(v), missing=len(rs) - len(v),
-                        mean=round(statistics.fmean(v), 2) if v else None,
-                        std=round(statistics.stdev(v), 2) if len(v) > 1 else None,
-                        min=min(v, default=None), max=max(v, default=None),
-                        spread=round(max(v) - min(v), 2) if v else None))
+    for name, gs in _planes(runs).items():
+        pts = [p for p in _points(gs) if p]
+        means = [statistics.fmean(p) for p in pts]
+        net = spread_net_of_seeds(pts) if len(pts) > 1 and all(len(p) > 1 for p in pts) else None
+        r2 = lambda v: None if v is None else round(v, 2)
+        out.append(dict(optimizer=name, points=len(pts), left_out=len(gs) - len(pts),
+                        seeds=min((len(p) for p in pts), default=0), mean=r2(statistics.fmean(means) if means else None),
+                        std=r2(statistics.stdev(means) if len(means) > 1 else None), sd_net_of_seeds=r2(net),
+                        spread=r2(max(means) - min(means) if means else None),
+                        note=SCALED_FLAT if name.endswith('scaled') else ''))
     return out
 
-def claims_ablation(rows: list, runs: dict) -> list:
-    "Bop2ndOrder (each variant) is more robust than Bop: a smaller spread of final accuracy over the plane."
-    planes = {k: [r['final_test_acc'] for r in rs if r['final_test_acc'] is not None and r['status'] == 'complete']
-              for k, rs in _planes(rows).items()}
-    return [dict(verdict(f"{k} more robust than Bop: sd of final test acc over the threshold x gamma plane", v,
-                         planes['Bop'], n_test=test_images(runs), kind='spread'), metric='sd of final_test_acc')
+def claims_ablation(runs: dict) -> list:
+    "Bop2ndOrder (each variant) is more robust than Bop: a smaller spread net of seed noise over the warmed-up plane."
+    planes = {k: _points(gs) for k, gs in _planes(runs).items()}
+    return [dict(verdict(f"{k} more robust than Bop: spread of final test acc over the threshold x gamma plane, net of seed noise",
+                         v, planes['Bop'], n_test=test_images(runs), kind='spread'), metric='final_test_acc')
             for k, v in planes.items() if k != 'Bop' and 'Bop' in planes]
 
 def heatmap(rows: list, optimizer: str, x='threshold', y='gamma', value='final_test_acc', fixed=None):
@@ -236,39 +294,49 @@ def heatmap(rows: list, optimizer: str, x='threshold', y='gamma', value='final_t
     cell = {(r[x], r[y]): r[value] for r in rs}
     return xs, ys, [[cell.get((a, b)) for a in xs] for b in ys]
 
-# %% ../nbs/08c_results.ipynb #0020
+# %% ../nbs/08c_results.ipynb #0021
 _SCHED = {'none': 'no schedule', 'all': 'threshold, gamma, sigma, lr decay', 'threshold': 'threshold decay only'}
 
 def _sched_variant(cfg) -> str:
     keys = set(cfg['schedules'])
     return 'none' if not keys else 'threshold' if keys == {'threshold'} else 'all' if keys >= {'threshold', 'gamma', 'sigma'} else '+'.join(sorted(keys))
 
+MIN_OVERFIT = 3.0  # percentage points: the gap without a schedule below which there is nothing to regularize
+
 def table_schedulers(runs: dict) -> list:
-    "Rows of thesis 5.1.4: variant, schedule, accuracies, train-test gap (percentage points), final test loss."
+    "Rows of thesis 5.1.4: variant, schedule, accuracies, train-test gaps (eval-mode and running, points), final test loss."
     out = []
     for g in by_setting(runs):
         v = _sched_variant(g[0]['cfg'])
         out.append(dict(variant=variant_name(g[0]['cfg']['bias_correction']), schedule=_SCHED.get(v, v),
-                        **aggregate(g, ('final_test_acc', 'best_test_acc', 'final_train_acc', 'gap')),
+                        **aggregate(g, ('final_test_acc', 'best_test_acc', 'final_train_eval_acc', 'gap', 'running_gap')),
                         final_test_loss=run_summary(g[0]).get('final_test_loss'), seeds=len(g), status=status(g)))
     return out
 
 def claims_schedulers(runs: dict) -> list:
-    "The threshold schedule acts as a regularizer: a smaller train-test gap than no schedule, per variant."
+    "The threshold schedule acts as a regularizer: a smaller eval-mode train-test gap than no schedule, where the runs overfit."
     out = []
     for bc in ('scaled', False, True):
         g = {v: [r for grp in _groups(runs, bias_correction=bc) if _sched_variant(grp[0]['cfg']) == v for r in grp]
              for v in ('none', 'threshold', 'all')}
         name = variant_name(bc)
         if g['none'] and g['threshold']:
-            out.append(compare(f"threshold schedule narrows the train-test gap ({name}): gap without > gap with",
-                               g['none'], g['threshold'], 'gap'))
+            r = compare(f"threshold schedule narrows the train-test gap ({name}): eval-mode gap without > gap with",
+                        g['none'], g['threshold'], 'gap')
+            free = list(seed_values(g['none'], 'gap').values())
+            if not free:
+                r = dict(r, verdict=NOT_RESOLVED, p=None,
+                         why=f"no eval-mode train accuracy recorded (`{TRAIN_EVAL_ACC}`): the running accuracy over augmented batches is not the gap the claim is about")
+            elif statistics.fmean(free) < MIN_OVERFIT:
+                r = dict(r, verdict=NOT_RESOLVED, p=None,
+                         why=f"nothing to regularize: the gap without a schedule is {statistics.fmean(free):.1f} points (< {MIN_OVERFIT:g})")
+            out.append(r)
         if g['none'] and g['all']:
-            out.append(compare(f"all schedules vs none ({name}): final test acc", g['all'], g['none'], 'final_test_acc',
-                               direction=False))
+            out.append(no_claim(f"all schedules vs none ({name}): final test acc", g['all'], g['none'], 'final_test_acc',
+                                'the thesis makes no claim on final accuracy here'))
     return out
 
-# %% ../nbs/08c_results.ipynb #0021
+# %% ../nbs/08c_results.ipynb #0022
 _OPT_NAME = {'bop': 'Bop', 'bop2ndorder': 'Bop2ndOrder', 'pbop': 'PBop', 'adam': 'Adam (latent weights)'}
 
 def opt_label(cfg) -> str:
@@ -283,31 +351,77 @@ def convergence_target(runs: dict, frac: float = 0.9) -> Optional[float]:
     best = [run_summary(r)['best_test_acc'] for r in runs.values() if r['rows']]
     return round(frac * min(best), 2) if best else None
 
-# %% ../nbs/08c_results.ipynb #0022
+# %% ../nbs/08c_results.ipynb #0023
+def _compressed(recs: list) -> Optional[int]:
+    "The epochs a group's preset schedules were compressed into (None: the preset's own length, or no schedule)."
+    c = recs[0]['cfg']; p = PRESETS.get(c.get('preset'), {})
+    return int(c['epochs']) if p.get('schedules') and p.get('epochs') and c['epochs'] != p['epochs'] else None
+
 def table_cifar10(runs: dict, target: Optional[float] = None) -> list:
-    "Rows of thesis 5.2: preset, optimizer, ours (final, best, early), published, epochs to `target` %."
+    "Rows of thesis 5.2: preset, optimizer, schedule, ours (final, best, early), published, epochs to `target` %."
     out = []
     for g in by_setting(runs):
         c = g[0]['cfg']; e = [epochs_to(r, target) for r in g if r['rows']] if target is not None else []
-        e = [x for x in e if x is not None]
+        e, n = [x for x in e if x is not None], _compressed(g)
         out.append(dict(preset=c['preset'], optimizer=opt_label(c),
+                        schedule=(f"compressed {PRESETS[c['preset']]['epochs']} -> {n} epochs" if n else
+                                  'as published' if PRESETS[c['preset']].get('schedules') else 'none'),
                         **aggregate(g, ('final_test_acc', 'best_test_acc', 'early_test_acc')),
                         published=PUBLISHED.get(c['preset']), epochs_to_target=statistics.fmean(e) if e else None,
                         seeds=len(g), status=status(g)))
     return out
 
+EARLY_NO_CLAIM = ("no claim: these presets anneal their schedules over the run, so a short run's early accuracy measures "
+                  "when its compressed schedule anneals, not how fast the optimizer learns (the convergence table tests speed "
+                  "on the unscheduled presets)")
+
 def claims_cifar10(runs: dict) -> list:
-    "Bop2ndOrder (each variant) beats Bop, biased beats scaled (as published), and Bop2ndOrder converges faster."
+    "Bop2ndOrder (each variant) beats Bop and biased beats scaled, on final accuracy (labelled when compressed); early accuracy: no claim."
     p = {k: sum(_groups(runs, preset=k), []) for k in ('bop_sec52', 'bop2ndorder_cifar', 'bop2ndorder_unbiased_cifar')}
     bop, b2, sc = p['bop_sec52'], p['bop2ndorder_cifar'], p['bop2ndorder_unbiased_cifar']
-    pairs = [("Bop2ndOrder, biased > Bop: final test acc", b2, bop, 'final_test_acc'),
-             ("Bop2ndOrder, scaled > Bop: final test acc", sc, bop, 'final_test_acc'),
-             ("Bop2ndOrder, biased > scaled: final test acc", b2, sc, 'final_test_acc'),
-             ("Bop2ndOrder, biased converges faster than Bop: mean test acc over the first half", b2, bop, 'early_test_acc'),
-             ("Bop2ndOrder, scaled converges faster than Bop: mean test acc over the first half", sc, bop, 'early_test_acc')]
-    return [compare(c, a, b, k) for c, a, b, k in pairs if a and b]
+    n = next((_compressed(g) for g in (bop, b2, sc) if g), None)
+    tag = f" (schedules compressed to {n} epochs)" if n else ''
+    pairs = [("Bop2ndOrder, biased > Bop: final test acc", b2, bop), ("Bop2ndOrder, scaled > Bop: final test acc", sc, bop),
+             ("Bop2ndOrder, biased > scaled: final test acc", b2, sc)]
+    out = [compare(c + tag, a, b, 'final_test_acc') for c, a, b in pairs if a and b]
+    return out + [no_claim(f"Bop2ndOrder, {v} vs Bop: mean test acc over the first half{tag}", a, bop, 'early_test_acc', EARLY_NO_CLAIM)
+                  for v, a in (('biased', b2), ('scaled', sc)) if a and bop]
 
-# %% ../nbs/08c_results.ipynb #0023
+# %% ../nbs/08c_results.ipynb #0025
+CONVERGENCE_TARGETS = (40.0, 45.0, 50.0)  # test accuracy (%) targets, fixed before the cpu-scale runs (old 4-epoch runs ended near 50%)
+
+def table_convergence(runs: dict, targets=CONVERGENCE_TARGETS) -> list:
+    "Per unscheduled preset: mean test acc over the epochs (AUC), final and best acc, epochs to each target (mean; reached k/n)."
+    out = []
+    for g in by_setting(runs):
+        c, done = g[0]['cfg'], [r for r in g if r['state'] == 'complete']
+        row = dict(preset=c['preset'], optimizer=opt_label(c), **aggregate(g, ('auc_test_acc', 'final_test_acc', 'best_test_acc')))
+        for t in targets:
+            e = [epochs_to_bounded(r, t) for r in done]
+            row[f"epochs_to_{t:g}"] = round(statistics.fmean(x for x, _ in e), 2) if e else None
+            row[f"reached_{t:g}"] = f"{sum(ok for _, ok in e)}/{len(e)}"
+        out.append(dict(row, seeds=len(g), status=status(g)))
+    return out
+
+def claims_convergence(runs: dict, targets=CONVERGENCE_TARGETS) -> list:
+    "Bop2ndOrder (each variant) converges faster than Bop: a higher mean test acc over the epochs, fewer epochs to each target."
+    p = {k: sum(_groups(runs, preset=k), []) for k in ('bop', 'bop2ndorder', 'bop2ndorder_unbiased')}
+    out = []
+    for v, k in (('biased', 'bop2ndorder'), ('scaled', 'bop2ndorder_unbiased')):
+        a, b = p[k], p['bop']
+        if not (a and b): continue
+        out.append(compare(f"Bop2ndOrder, {v} learns faster than Bop: mean test acc over the epochs (AUC)", a, b, 'auc_test_acc'))
+        for t in targets:
+            ep = lambda r: epochs_to_bounded(r, t)[0]
+            unreached = lambda g: sum(not epochs_to_bounded(r, t)[1] for r in g if r['state'] == 'complete')
+            out.append(dict(compare(f"Bop2ndOrder, {v} reaches {t:g}% test acc in fewer epochs than Bop", a, b, ep,
+                                    claimed='<', bounds=(unreached(a), unreached(b))), metric=f"epochs_to_{t:g}"))
+    if p['bop2ndorder'] and p['bop2ndorder_unbiased']:
+        out.append(no_claim("Bop2ndOrder, biased vs scaled: mean test acc over the epochs (AUC)", p['bop2ndorder'],
+                            p['bop2ndorder_unbiased'], 'auc_test_acc', 'the thesis orders the variants on final accuracy only'))
+    return out
+
+# %% ../nbs/08c_results.ipynb #0026
 def table_imagenet(runs: dict) -> list:
     "Rows of thesis 5.3: network, optimizer, ours top-1 (final, best), top-5, published top-1."
     return [dict(network={'xnornet': 'XNOR-Net', 'birealnet': 'Bi-Real Net'}[g[0]['cfg']['model']],
@@ -323,7 +437,7 @@ def claims_imagenet(runs: dict) -> list:
         if b2 and bop: out.append(compare(f"{name}: Bop2ndOrder > Bop, final top-1", b2, bop, 'final_test_acc'))
     return out
 
-# %% ../nbs/08c_results.ipynb #0024
+# %% ../nbs/08c_results.ipynb #0027
 def table_pbop(runs: dict) -> list:
     "Rows of the PBop sweep: optimizer, scaler, accuracies, flip ratios."
     out = []
@@ -337,28 +451,36 @@ def table_pbop(runs: dict) -> list:
                         final_flip_ratio=s.get('final_flip_ratio'), seeds=len(g), status=status(g)))
     return out
 
-def claims_pbop(runs: dict) -> list:
-    "PBop trains, but below the deterministic optimizers: each reference beats the best PBop setting."
-    pb = [g for g in by_setting(runs) if g[0]['cfg']['optimizer'] == 'pbop' and seed_values(g, 'final_test_acc')]
-    if not pb: return []
-    best = max(pb, key=lambda g: statistics.fmean(seed_values(g, 'final_test_acc')))
-    name = opt_label(best[0]['cfg']) + (f", scaler {best[0]['cfg']['scaler']:g}" if 'scaler' not in (best[0]['cfg'].get('schedules') or {}) else '')
-    return [compare(f"{opt_label(g[0]['cfg'])} > the best PBop ({name}): final test acc", g, best, 'final_test_acc')
-            for g in by_setting(runs) if g[0]['cfg']['optimizer'] != 'pbop']
+PBOP_COMPARED = dict(scaler=10.0)  # the PBop setting the claim compares, fixed before any run (the `pbop` preset's)
 
-# %% ../nbs/08c_results.ipynb #0026
+def claims_pbop(runs: dict, compared: dict = PBOP_COMPARED) -> list:
+    "PBop trains, but below the deterministic optimizers: each reference beats PBop at the setting fixed in advance."
+    pb = [g for g in by_setting(runs) if g[0]['cfg']['optimizer'] == 'pbop' and not (g[0]['cfg'].get('schedules') or {})
+          and all(g[0]['cfg'].get(k) == v for k, v in compared.items())]
+    if not pb: return []
+    name = ', '.join(f"{k} {v:g}" for k, v in compared.items())
+    out = [compare(f"{opt_label(g[0]['cfg'])} > PBop ({name}, fixed in advance): final test acc", g, pb[0], 'final_test_acc')
+           for g in by_setting(runs) if g[0]['cfg']['optimizer'] != 'pbop']
+    others = [g for g in by_setting(runs) if g[0]['cfg']['optimizer'] == 'pbop' and g[0]['id'] != pb[0][0]['id']]
+    return out + [no_claim(f"PBop, {'scaler annealed' if 'scaler' in (g[0]['cfg'].get('schedules') or {}) else 'scaler %g' % g[0]['cfg']['scaler']} "
+                           f"vs PBop ({name}): final test acc", g, pb[0], 'final_test_acc', 'the sweep is shown, not judged: '
+                           'choosing its best on the seeds it is tested on would bias the comparison') for g in others]
+
+# %% ../nbs/08c_results.ipynb #0029
 def fake_run(root, # a results folder: the run goes to root/runs/<rid>
              rid: str, kwargs: dict, # the run's id and settings (from a grid)
              accs: list, # test accuracy (fraction) of each epoch; train accuracy is 5 points higher
              complete: bool = True, # write summary.json (complete) or not (partial)
              n_test: int = 10_000, # the test-set size recorded in config.json
+             train_eval_gap: Optional[float] = None, # also write train_eval_acc = test acc + this (fraction)
             ) -> Path:
     "Write a made-up run folder (for tests and examples)."
     from bnn_opt.files import write_csv_atomic
     d = Path(root) / 'runs' / rid; d.mkdir(parents=True, exist_ok=True)
     meta = dict(config=asdict(config_of(kwargs)), dataset_name='made-up', n_test=n_test)
     (d / 'config.json').write_text(json.dumps(meta, default=str))
+    ev = lambda a: {} if train_eval_gap is None else {TRAIN_EVAL_ACC: a + train_eval_gap}
     write_csv_atomic(d / 'metrics.csv', [dict(epoch=i + 1, train_loss=1.0, train_acc=a + 0.05, test_loss=1.0, test_acc=a,
-                           flip_ratio=1e-3 / (i + 1)) for i, a in enumerate(accs)])
+                           flip_ratio=1e-3 / (i + 1), **ev(a)) for i, a in enumerate(accs)])
     if complete: (d / 'summary.json').write_text(json.dumps(dict(complete=True, best_test_acc=max(accs))))
     return d
