@@ -8,7 +8,7 @@ import csv, os
 from pathlib import Path
 from typing import Optional
 from .config import PRESETS, IMAGENET_EPOCHS
-from .files import write_csv_atomic
+from .files import write_csv_atomic, write_text_atomic
 from .design import DESIGN, FAKE_IMAGENET, TITLES
 from .runner import read_json, timestamp
 from .results import by_setting, run_summary, test_images
@@ -73,8 +73,9 @@ def data_label(runs: dict) -> str:
 
 # %% ../nbs/08e_report.ipynb #0008
 _SCALE_KEYS = ('width', 'subset', 'epochs', 'batch_size', 'image_size', 'lr', 'schedules')
-IMAGENET_PREPROCESSING = ("ImageNet pixels scaled to [-1, 1] and resized bilinearly "
-                          "(released code: ImageNet mean/std normalisation, bicubic resizing)")
+IMAGENET_PREPROCESSING = ("ImageNet preprocessed as the released code did: a random crop of 8-100% of the area "
+                          "(aspect 3/4-4/3), bicubic resize, flip; evaluation on a centre crop of 224/256 of the "
+                          "shorter side; per-channel mean/std normalisation")
 
 def deviations(runs: dict) -> list:
     "How the runs differ from the paper's presets in size and schedule (not in the table's own grid), in words."
@@ -157,7 +158,7 @@ def write_table(table: str, # one of TABLES (names the files)
     if claims: md += [verdicts_markdown(list(claims)), '']
     md += [f"- {f}" for f in findings]
     text = '\n'.join(md).rstrip() + '\n'
-    (out / f"{name}.md").write_text(text)
+    write_text_atomic(out / f"{name}.md", text)
     return text
 
 # %% ../nbs/08e_report.ipynb #0011
@@ -235,7 +236,7 @@ def scrub_paths(path, replacements: dict) -> Path:
     p = Path(path); text = p.read_text()
     for old, new in sorted(replacements.items(), key=lambda kv: -len(kv[0])):
         if old: text = text.replace(old, new)
-    p.write_text(text); return p
+    return write_text_atomic(p, text)
 
 def machine_description() -> str:
     "CPU model, cores, OS and torch version of this machine, in one line."
@@ -316,5 +317,5 @@ def write_report(results_dir, tables, scale: str, command: str, outcomes: list, 
         lines += ['', '## Failures', '']
         lines += [f"- run `{o.run_id}`: {o.message or 'exit code ' + str(o.rc)} (log: runs/{o.run_id}/log.txt)" for o in failed]
         lines += [f"- notebook `{t}`: {e}" for t, e in notebook_errors.items()]
-    p = out / 'REPORT.md'; p.write_text('\n'.join(lines) + '\n')
+    p = write_text_atomic(out / 'REPORT.md', '\n'.join(lines) + '\n')
     return p

@@ -11,6 +11,7 @@ from typing import Optional
 from .config import PRESETS, RUNTIME_KEYS
 from .design import PUBLISHED, TRAIN_IMAGES, check_scale, config_of, fake_imagenet_dir, grid, variant_name
 from .runner import dedup_runs, log_tail, read_json, run_grid, run_state
+from .files import write_json_atomic
 from .verdicts import verdict, holm, spread_net_of_seeds, REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED, NO_CLAIM
 from .checks import InputError, InputError
 
@@ -64,7 +65,7 @@ def fake_imagenet(results_dir, scale: str = 'quick') -> Path:
         if root.exists():
             import shutil; shutil.rmtree(root)
         make_fake_imagefolder(root, **want)
-        mark.write_text(json.dumps(want))
+        write_json_atomic(mark, want)
     return root
 
 # %% ../nbs/08c_results.ipynb #0007
@@ -478,9 +479,9 @@ def fake_run(root, # a results folder: the run goes to root/runs/<rid>
     from bnn_opt.files import write_csv_atomic
     d = Path(root) / 'runs' / rid; d.mkdir(parents=True, exist_ok=True)
     meta = dict(config=asdict(config_of(kwargs)), dataset_name='made-up', n_test=n_test)
-    (d / 'config.json').write_text(json.dumps(meta, default=str))
+    write_json_atomic(d / 'config.json', meta)
     ev = lambda a: {} if train_eval_gap is None else {TRAIN_EVAL_ACC: a + train_eval_gap}
     write_csv_atomic(d / 'metrics.csv', [dict(epoch=i + 1, train_loss=1.0, train_acc=a + 0.05, test_loss=1.0, test_acc=a,
                            flip_ratio=1e-3 / (i + 1), **ev(a)) for i, a in enumerate(accs)])
-    if complete: (d / 'summary.json').write_text(json.dumps(dict(complete=True, best_test_acc=max(accs))))
+    if complete: write_json_atomic(d / 'summary.json', dict(complete=True, best_test_acc=max(accs)))
     return d

@@ -77,7 +77,7 @@ def _note(path: Path, text: str):
 def _record(run_dir: Path, **fields):
     "run_dir/runner.json: what the runner did last (cmd, rc, seconds, error)."
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_json(run_dir / 'runner.json', json.loads(json.dumps(dict(fields, ended=timestamp()), default=str)))
+    write_run_json(run_dir / 'runner.json', dict(fields, ended=timestamp()))
 
 def log_tail(path, n=8) -> str:
     "The last `n` lines of a log file ('' when there is none)."
