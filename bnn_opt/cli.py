@@ -11,8 +11,8 @@ from .config import PRESETS, parse_overrides, resolve_config
 from .data import DATASETS, DataUnavailableError
 from .export import evaluate_file, export_onnx, export_packed
 from .models import BASE_WIDTHS, MODELS, NORMS
-from .design import SCALES, TABLES
-from .reproduce import display_command, reproduce
+from .repro.design import SCALES, TABLES
+from .repro.reproduce import display_command, reproduce
 from .files import DiskFullError, FolderInUseError
 from .runfolder import RunError, RunInterrupted
 from .train import train
@@ -188,8 +188,8 @@ _SLURM_FLAGS = dict(partition='partition', gpus_per_run='gpus', gpus_per_imagene
                    time='time', account='account', qos='qos', slurm_options='extra', max_retries='max_retries', wait=None)
 
 def _slurm_options(a):
-    "The Slurm options given, as `bnn_opt.slurm.SlurmOptions` (None with --launcher local, which refuses them)."
-    from bnn_opt.slurm import SlurmOptions, parse_slurm_options, parse_time_limit
+    "The Slurm options given, as `bnn_opt.repro.slurm.SlurmOptions` (None with --launcher local, which refuses them)."
+    from bnn_opt.repro.slurm import SlurmOptions, parse_slurm_options, parse_time_limit
     given = {k: v for k in _SLURM_FLAGS if (v := getattr(a, k, None)) is not None}
     if a.launcher != 'slurm':
         if given: raise InputError(f"--{next(iter(given)).replace('_', '-')} needs --launcher slurm")

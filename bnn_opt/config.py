@@ -120,7 +120,7 @@ class TrainConfig:
 
 # %% ../nbs/06a_config.ipynb #0013
 RUNTIME_KEYS = ('device', 'num_workers', 'amp', 'channels_last', 'compile', 'fused', 'threads', 'deterministic', 'tensorboard')
-_RUNTIME_KEYS = RUNTIME_KEYS  # old name, imported by bnn_opt.reproduce
+_RUNTIME_KEYS = RUNTIME_KEYS  # old name, imported by bnn_opt.repro.reproduce
 
 # %% ../nbs/06a_config.ipynb #0015
 def _bit_flip(c) -> bool: return c.optimizer in BIT_FLIP_OPTIMIZERS

@@ -209,7 +209,7 @@ def runtime_settings(c: TrainConfig):
         torch.set_num_threads(old[0]); torch.use_deterministic_algorithms(old[1])
         cudnn.benchmark, cudnn.deterministic = old[2], old[3]
 
-def _write_csv(rows, path): return write_csv_atomic(path, rows)  # old name, imported by bnn_opt.reproduce
+def _write_csv(rows, path): return write_csv_atomic(path, rows)  # old name, imported by bnn_opt.repro.reproduce
 
 def _check_nonfinite(opt, epoch: int):
     "Stop the run (before this epoch is checkpointed) if any binary gradient was non-finite in it."

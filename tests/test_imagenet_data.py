@@ -2,8 +2,8 @@
 import numpy as np, torch
 from PIL import Image
 from bnn_opt.data import IMAGENET_MEAN, IMAGENET_STD, center_crop_box, get_data, random_crop_box
-from bnn_opt.design import check_scale
-from bnn_opt.results import fake_imagenet
+from bnn_opt.repro.design import check_scale
+from bnn_opt.repro.results import fake_imagenet
 
 
 def _keys(d, a=-0.75):

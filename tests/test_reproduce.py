@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import papermill as pm  # a requirement of the package: no skip
-from bnn_opt.design import DESIGN, TABLES, make_run
-from bnn_opt.runner import run_grid
-from bnn_opt.report import execute_table, notebook_parameters
+from bnn_opt.repro.design import DESIGN, TABLES, make_run
+from bnn_opt.repro.runner import run_grid
+from bnn_opt.repro.report import execute_table, notebook_parameters
 
 NB = Path(__file__).resolve().parents[1] / 'reproduce'
 
@@ -148,8 +148,8 @@ def test_invalid_setting_fails_before_launch(tmp_path):
 
 def test_gpu_slots_and_torchrun(tmp_path, monkeypatch):
     "With --gpus, one run per GPU slot; runs that want every GPU go through torchrun once the others are done (CPU stand-in)."
-    import bnn_opt.runner as rp
-    from bnn_opt.results import fake_imagenet
+    import bnn_opt.repro.runner as rp
+    from bnn_opt.repro.results import fake_imagenet
     monkeypatch.setattr(rp, '_wants_torchrun', lambda kw: kw.get('dataset') == 'imagenet')
     inet = make_run('bop_imagenet', 'tiny', model='birealnet', data=str(fake_imagenet(tmp_path, 'tiny')))
     runs = [inet, make_run('bop', 'tiny'), make_run('bop2ndorder', 'tiny')]
@@ -167,7 +167,7 @@ def test_gpu_slots_and_torchrun(tmp_path, monkeypatch):
 def test_paper_and_cpu_scales_never_substitute_data(tmp_path, monkeypatch, capsys):
     "Without CIFAR-10 (or ImageNet), paper and cpu scales stop before training: exit 2, one line saying how to supply it."
     import bnn_opt.data
-    from bnn_opt.reproduce import reproduce
+    from bnn_opt.repro.reproduce import reproduce
     monkeypatch.setattr(bnn_opt.data, 'cifar10_available', lambda: False)
     for table, scale in (('cifar10', 'paper'), ('ablation', 'cpu'), ('all', 'cpu'), ('imagenet', 'paper')):
         assert reproduce(table, tmp_path / scale, scale) == 2, (table, scale)
@@ -178,7 +178,7 @@ def test_paper_and_cpu_scales_never_substitute_data(tmp_path, monkeypatch, capsy
 
 def test_short_unscheduled_run_is_a_prefix(tmp_path):
     "The convergence table's premise: without a schedule, a 1-epoch run is exactly the first epoch of a 2-epoch run."
-    from bnn_opt.design import config_of
+    from bnn_opt.repro.design import config_of
     from bnn_opt.train import train
     for preset in ('bop', 'bop2ndorder'):
         rows = {}

@@ -182,8 +182,8 @@ def test_table_through_slurm(slurm_env, tmp_path):
 
 def test_local_launcher_leaves_runs_held_by_slurm_jobs(slurm_env, tmp_path, monkeypatch):
     "A run whose Slurm job is still queued or running is not trained locally as well (two writers, one folder)."
-    from bnn_opt.design import make_run
-    from bnn_opt.runner import run_grid
+    from bnn_opt.repro.design import make_run
+    from bnn_opt.repro.runner import run_grid
     monkeypatch.setenv('SLURM_CONF', slurm_env['SLURM_CONF'])
     hold = _held_job(slurm_env)
     try:
@@ -198,8 +198,8 @@ def test_local_launcher_leaves_runs_held_by_slurm_jobs(slurm_env, tmp_path, monk
 
 def test_real_failure_is_retried_then_given_up(slurm_env, tmp_path, monkeypatch):
     "A run that fails for a real reason (a corrupt checkpoint) is submitted again --max-retries times, then reported failed."
-    from bnn_opt.design import make_run
-    from bnn_opt.slurm import SlurmOptions, submit_grid, wait_grid
+    from bnn_opt.repro.design import make_run
+    from bnn_opt.repro.slurm import SlurmOptions, submit_grid, wait_grid
     monkeypatch.setenv('SLURM_CONF', slurm_env['SLURM_CONF'])
     rid, kw = make_run('bop2ndorder', 'tiny')
     d = tmp_path / 'runs' / rid; d.mkdir(parents=True)
