@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 import torchvision
 from torch.utils.data import DataLoader, Subset
 from torchvision.datasets import ImageFolder
