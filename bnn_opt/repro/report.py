@@ -5,6 +5,7 @@
 # %% ../../nbs/08e_report.ipynb #0001
 from __future__ import annotations
 import csv, os
+import bnn_opt
 from pathlib import Path
 from typing import Optional
 from ..config import PRESETS, IMAGENET_EPOCHS
@@ -206,7 +207,7 @@ def save_figure(fig, out_dir, name: str) -> Path:
 # %% ../../nbs/08e_report.ipynb #0013
 def notebooks_dir() -> Path:
     "The folder of the table notebooks: $BNN_OPT_NOTEBOOKS, else reproduce/ beside the package (a source checkout)."
-    d = Path(os.environ.get('BNN_OPT_NOTEBOOKS') or Path(__file__).resolve().parent.parent / 'reproduce')
+    d = Path(os.environ.get('BNN_OPT_NOTEBOOKS') or Path(bnn_opt.__file__).resolve().parent.parent / 'reproduce')
     if not d.is_dir(): raise FileNotFoundError(f"No notebooks folder `{d}`: run from a source checkout, or set BNN_OPT_NOTEBOOKS / --notebooks")
     return d
 
