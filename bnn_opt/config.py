@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_config.ipynb #0001
 from __future__ import annotations
-import copy, importlib.util, inspect, json, re
+import copy, dataclasses, importlib.util, inspect, json, re
 from dataclasses import dataclass, field, fields
 from typing import Optional
 import torch
@@ -92,6 +92,8 @@ class TrainConfig:
     dataset: str = 'digits' # one of bnn_opt.data.DATASETS
     data: Optional[str] = None # folder of class folders (None: embedded digits / torchvision CIFAR-10)
     subset: Optional[int] = None # keep this many training images, and a fifth as many test images (quick runs)
+    test_subset: Optional[int] = None # test images to keep: 0 all, N that many (None: a fifth of `subset`, else all)
+    train_eval: int = 0 # training images evaluated in eval mode, un-augmented, at each epoch's end: metrics.csv's train_eval_acc (0: off)
     image_size: Optional[int] = None # ImageNet crop size (None: 224)
     preset: Optional[str] = None # one of PRESETS
     optimizer: str = 'bop2ndorder' # one of OPTIMIZERS
@@ -158,6 +160,13 @@ def run_length_schedules(c: TrainConfig) -> list:
     return [k for k, v in c.schedules.items() if _spans_run(v)]
 
 # %% ../nbs/06a_config.ipynb #0021
+_ADDED = ('test_subset', 'train_eval')  # settings added after runs were recorded: a config.json without them ran as their default
+
+def _field_default(name: str):
+    "The default of `TrainConfig` field `name`."
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
 def config_diff(old: dict, # a recorded config (config.json's "config"), possibly from an older version
                 c: TrainConfig, # the new one
                 ignore=(), # further settings to leave out (e.g. 'epochs' when a run may be extended)
@@ -165,6 +174,7 @@ def config_diff(old: dict, # a recorded config (config.json's "config"), possibl
     "{setting: (old, new)} for the settings a run of `c` reads, runtime ones aside, where `old` differs."
     new = json.loads(json.dumps({f.name: getattr(c, f.name) for f in fields(c)}, default=str))
     keys = sorted(settings_used(c) - set(RUNTIME_KEYS) - set(ignore))
+    old = {**{k: _field_default(k) for k in _ADDED if k not in old}, **old}  # settings added since: their default then
     return {k: (old.get(k), new[k]) for k in keys if old.get(k) != new[k]}
 
 # %% ../nbs/06a_config.ipynb #0024
@@ -246,6 +256,8 @@ def _validate(c: TrainConfig):
     _check_int('epochs', c.epochs, 1); _check_int('batch_size', c.batch_size, 1); _check_int('seed', c.seed, 0)
     _check_int('width', c.width, 1, True, "; leave it unset for the paper's width")
     _check_int('subset', c.subset, 1, True, ": the number of training images to keep; leave it unset for all")
+    _check_int('test_subset', c.test_subset, 0, True, ": the number of test images to keep, 0 for all")
+    _check_int('train_eval', c.train_eval, 0, False, ": the number of training images to evaluate each epoch, 0 for none")
     _check_int('image_size', c.image_size, 1, True); _check_int('num_workers', c.num_workers, 0)
     _check_int('threads', c.threads, 1, True, "; leave it unset for torch's default")
     for k in ('amp', 'fused', 'compile', 'flip_layers', 'deterministic', 'tensorboard'): check_choice(k, getattr(c, k), (False, True))

@@ -21,11 +21,12 @@ from .checks import InputError
 
 # %% auto #0
 __all__ = ['PIXEL_LUT', 'CIFAR10_CLASSES', 'CACHE_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CROP_FRACTION', 'DATASETS',
-           'scale_pixels', 'crop_flip', 'seed_from', 'shard_bounds', 'ShardedBatches', 'DeviceLoader', 'digits_tensors',
-           'DataUnavailableError', 'default_data_root', 'cifar10_tensors', 'make_fake_imagefolder',
-           'check_image_folder', 'folder_fingerprint', 'data_fingerprint', 'imagefolder_tensors', 'center_crop_box',
-           'resize_bicubic', 'random_crop_box', 'imagenet_crop', 'imagenet_transforms', 'ImageFolderLoader',
-           'DataBundle', 'get_data', 'cifar10_available', 'resolve_dataset']
+           'TRAIN_EVAL_STREAM', 'scale_pixels', 'crop_flip', 'seed_from', 'shard_bounds', 'ShardedBatches',
+           'DeviceLoader', 'digits_tensors', 'DataUnavailableError', 'default_data_root', 'cifar10_tensors',
+           'make_fake_imagefolder', 'check_image_folder', 'folder_fingerprint', 'data_fingerprint',
+           'imagefolder_tensors', 'center_crop_box', 'resize_bicubic', 'random_crop_box', 'imagenet_crop',
+           'imagenet_transforms', 'ImageFolderLoader', 'DataBundle', 'train_eval_sample', 'get_data',
+           'cifar10_available', 'resolve_dataset']
 
 # %% ../nbs/06_data.ipynb #0005
 PIXEL_LUT = torch.arange(256, dtype=torch.uint8).float().div_(127.5).sub_(1)  # uint8 pixel -> x/127.5 - 1 (float32, CPU)
@@ -453,6 +454,7 @@ class DataBundle:
     n_train: int        # training images over all ranks
     n_test: int
     classes: list|None = None  # class names
+    train_eval: object = None  # `train_eval` training images as the test set is fed (not augmented, in order); None: off
 
 # %% ../nbs/06_data.ipynb #0052
 DATASETS = ('digits', 'cifar10', 'imagenet')
@@ -466,6 +468,25 @@ def _canonical(dataset: str) -> str:
 def _first(n: int, k, g: torch.Generator) -> torch.Tensor|None:
     "Indices of the first `k` of `n` items after a shuffle by `g`; None for all of them."
     return None if k is None or k >= n else torch.randperm(n, generator=g)[:k]
+
+def _test_count(subset, test_subset) -> int|None:
+    "How many test images a run keeps (None: all): `test_subset` (0: all), else a fifth of `subset` (at least one)."
+    if test_subset is not None: return test_subset or None
+    return subset and max(1, subset // 5)
+
+def _check_count(name: str, k, n: int, what: str):
+    "An InputError unless `k` (None or 0: all) is at most the `n` images there are."
+    if k and k > n: raise InputError(f"Invalid {name} value: `{k}` (there are only {n} {what}; use at most {n}, or 0 for all)")
+
+TRAIN_EVAL_STREAM = 3  # seed_from(seed, 0, TRAIN_EVAL_STREAM) seeds the train-eval sample; no other draw uses that key
+
+def train_eval_sample(n: int, # training images the run trains on
+                      k: int, # how many to evaluate each epoch
+                      seed: int) -> torch.Tensor|None:
+    "Sorted indices of the `k` of `n` training images evaluated at each epoch's end, drawn by their own generator; None for all."
+    if k >= n: return None
+    g = torch.Generator().manual_seed(seed_from(seed, 0, TRAIN_EVAL_STREAM))
+    return torch.randperm(n, generator=g)[:k].sort().values
 
 # %% ../nbs/06_data.ipynb #0053
 def _small_tensors(dataset, data, cache_dir) -> tuple:
@@ -483,35 +504,51 @@ def _small_tensors(dataset, data, cache_dir) -> tuple:
     return xtr, ytr, xte, yte, classes, f"CIFAR-10 from folder {root.name}", True
 
 # %% ../nbs/06_data.ipynb #0054
-def _small_bundle(dataset, data, batch_size, device, seed, rank, world_size, subset, image_size, cache_dir) -> DataBundle:
-    "Digits or CIFAR-10 on `device`, as two `DeviceLoader`s."
+def _small_bundle(dataset, data, batch_size, device, seed, rank, world_size, subset, image_size, cache_dir,
+                  test_subset=None, train_eval=0) -> DataBundle:
+    "Digits or CIFAR-10 on `device`, as `DeviceLoader`s (train, test, and the train-eval sample when `train_eval`)."
     xtr, ytr, xte, yte, classes, name, flip = _small_tensors(dataset, data, cache_dir)
     if image_size not in (None, xtr.shape[-1]):
         raise InputError(f"Invalid image_size `{image_size}` for {dataset}: its images are {xtr.shape[-2]}x{xtr.shape[-1]}; leave it None")
+    _check_count('test_subset', test_subset, len(xte), 'test images')
     g = torch.Generator().manual_seed(seed)
     if (i := _first(len(xtr), subset, g)) is not None: xtr, ytr = xtr[i], ytr[i]
-    if (i := _first(len(xte), subset and max(1, subset // 5), g)) is not None: xte, yte = xte[i], yte[i]
+    if (i := _first(len(xte), _test_count(subset, test_subset), g)) is not None: xte, yte = xte[i], yte[i]
+    _check_count('train_eval', train_eval, len(xtr), 'training images')
     kw = dict(batch_size=batch_size, device=device, seed=seed, rank=rank, world_size=world_size)
     train = DeviceLoader(xtr, ytr, shuffle=True, pad=4, flip=flip, drop_last=len(xtr) // world_size >= batch_size, **kw)
     test = DeviceLoader(xte, yte, shuffle=False, **kw)
-    return DataBundle(train, test, len(classes), tuple(xtr.shape[1:]), name, len(xtr), len(xte), classes)
+    ev = None
+    if train_eval:
+        i = train_eval_sample(len(xtr), train_eval, seed)
+        ev = DeviceLoader(*((xtr, ytr) if i is None else (xtr[i], ytr[i])), shuffle=False, **kw)
+    return DataBundle(train, test, len(classes), tuple(xtr.shape[1:]), name, len(xtr), len(xte), classes, ev)
 
 # %% ../nbs/06_data.ipynb #0055
-def _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers) -> DataBundle:
-    "ImageNet-style folder DIR/train, DIR/val as two `ImageFolderLoader`s."
+def _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers,
+                     test_subset=None, train_eval=0) -> DataBundle:
+    "ImageNet-style folder DIR/train, DIR/val as `ImageFolderLoader`s (and the train-eval sample, centre-cropped, when `train_eval`)."
     if data is None: raise InputError("ImageNet needs `data`: a folder DIR with DIR/train/<class>/* and DIR/val/<class>/* (--data DIR)")
     root, size = Path(data).resolve(), image_size or 224
     classes = check_image_folder(root, ('train', 'val'))
     ttf, vtf = imagenet_transforms(size)
     tr, va = ImageFolder(root / 'train', ttf), ImageFolder(root / 'val', vtf)
+    _check_count('test_subset', test_subset, len(va), 'validation images')
     g = torch.Generator().manual_seed(seed)
     if (i := _first(len(tr), subset, g)) is not None: tr = Subset(tr, i.tolist())
-    if (i := _first(len(va), subset and max(1, subset // 5), g)) is not None: va = Subset(va, i.tolist())
+    if (i := _first(len(va), _test_count(subset, test_subset), g)) is not None: va = Subset(va, i.tolist())
+    _check_count('train_eval', train_eval, len(tr), 'training images')
     kw = dict(seed=seed, rank=rank, world_size=world_size)
     train = ShardedBatches(len(tr), batch_size, True, len(tr) // world_size >= batch_size, **kw)
     test = ShardedBatches(len(va), batch_size, False, False, **kw)
+    ev = None
+    if train_eval:
+        base = tr.indices if isinstance(tr, Subset) else range(len(tr))
+        i = train_eval_sample(len(tr), train_eval, seed)
+        ds = Subset(ImageFolder(root / 'train', vtf), [base[j] for j in (range(len(tr)) if i is None else i.tolist())])
+        ev = ImageFolderLoader(ds, ShardedBatches(len(ds), batch_size, False, False, **kw), device, num_workers)
     return DataBundle(ImageFolderLoader(tr, train, device, num_workers), ImageFolderLoader(va, test, device, num_workers),
-                      len(classes), (3, size, size), f"ImageNet from folder {root.name}", len(tr), len(va), classes)
+                      len(classes), (3, size, size), f"ImageNet from folder {root.name}", len(tr), len(va), classes, ev)
 
 # %% ../nbs/06_data.ipynb #0056
 def get_data(dataset: str, # 'digits', 'cifar10' or 'imagenet'
@@ -521,6 +558,8 @@ def get_data(dataset: str, # 'digits', 'cifar10' or 'imagenet'
              seed: int = 0, # shuffles, augmentation and `subset`
              rank: int = 0, world_size: int = 1, # distributed sharding
              subset: int|None = None, # keep N training and N//5 test images (quick runs)
+             test_subset: int|None = None, # test images to keep: 0 all, N that many (None: N//5 of `subset`, else all)
+             train_eval: int = 0, # training images evaluated like the test set each epoch (`DataBundle.train_eval`; 0: none)
              image_size: int|None = None, # imagenet: crop size (default 224); others: None
              num_workers: int = 2, # imagenet: DataLoader worker processes
              cache_dir = None, # cifar10 folder: where to cache the decoded tensors (None: next to the data; False: no cache)
@@ -529,8 +568,13 @@ def get_data(dataset: str, # 'digits', 'cifar10' or 'imagenet'
     name = _canonical(dataset)
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
         raise InputError(f"Invalid subset: `{subset!r}` (must be a whole number >= 1, or None for all images)")
-    if name == 'imagenet': return _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers)
-    return _small_bundle(name, data, batch_size, device, seed, rank, world_size, subset, image_size, cache_dir)
+    for k, v in (('test_subset', test_subset), ('train_eval', train_eval)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise InputError(f"Invalid {k}: `{v!r}` (must be a whole number >= 0, 0 for {'all test images' if k == 'test_subset' else 'none'})")
+    if train_eval is None: raise InputError("Invalid train_eval: `None` (must be a whole number >= 0, 0 for none)")
+    if name == 'imagenet': return _imagenet_bundle(data, batch_size, device, seed, rank, world_size, subset, image_size, num_workers,
+                                                   test_subset, train_eval)
+    return _small_bundle(name, data, batch_size, device, seed, rank, world_size, subset, image_size, cache_dir, test_subset, train_eval)
 
 # %% ../nbs/06_data.ipynb #0070
 def _require_cifar10(root=None) -> Path:

@@ -30,8 +30,8 @@ from .metrics import FlipRatio, RunningMean, accuracy
 from .checks import InputError
 
 # %% auto #0
-__all__ = ['PROGRESS_EVERY', 'CHECKSUM_SEED', 'build_model', 'build_optimizer', 'StepRecipe', 'step_recipe', 'train_step',
-           'run_epoch', 'evaluate_batch', 'current_hyperparameters', 'epoch_row', 'setup_distributed',
+__all__ = ['PROGRESS_EVERY', 'TRAIN_EVAL_ACC', 'CHECKSUM_SEED', 'build_model', 'build_optimizer', 'StepRecipe', 'step_recipe',
+           'train_step', 'run_epoch', 'evaluate_batch', 'current_hyperparameters', 'epoch_row', 'setup_distributed',
            'weights_checksum', 'check_ranks_agree', 'runtime_settings', 'Run', 'prepare_run', 'train_epoch',
            'quiet_on_broken_pipe', 'train']
 
@@ -136,15 +136,20 @@ def current_hyperparameters(opt) -> dict:
             if k in g: out[k] = float(g[k]); break
     return out
 
+TRAIN_EVAL_ACC = 'train_eval_acc'  # metrics.csv column: eval-mode accuracy on un-augmented training images at epoch end
+
 def epoch_row(epoch: int, # 1-based
-              train: dict, test: dict, # `run_epoch` results
+              train: dict, test: dict, # `run_epoch` results (train: the running means over the augmented batches)
               topk=(1,), flips: Optional[dict] = None, # `FlipRatio.compute()` (None: no bit-flip optimizer)
-              hyperparameters: Optional[dict] = None, flip_layers: bool = True) -> dict:
+              hyperparameters: Optional[dict] = None, flip_layers: bool = True,
+              train_eval: Optional[dict] = None, # `run_epoch` of the training sample in eval mode (None: no such column)
+             ) -> dict:
     "The metrics.csv row of one epoch (without its time)."
     tr_acc, te_acc = train['acc'].compute().tolist(), test['acc'].compute().tolist()
     row = dict(epoch=epoch, train_loss=train['loss'].compute().item(), train_acc=tr_acc[0],
                test_loss=test['loss'].compute().item(), test_acc=te_acc[0])
     for i, k in enumerate(topk[1:], 1): row.update({f'train_top{k}': tr_acc[i], f'test_top{k}': te_acc[i]})
+    if train_eval is not None: row[TRAIN_EVAL_ACC] = train_eval['acc'].compute().tolist()[0]
     ratios = dict(flips) if flips is not None else {'overall': 0.0}
     row['flip_ratio'] = ratios.pop('overall')
     if flip_layers: row.update({f'flip_ratio/{k}': v for k, v in ratios.items()})
@@ -260,7 +265,8 @@ def prepare_run(c: TrainConfig, out: Path, rank: int, world: int, device, say=pr
     dataset, data, _ = resolve_dataset(c.dataset, c.data)  # DataUnavailableError if it can be neither found nor downloaded
     torch.manual_seed(c.seed); random.seed(c.seed)
     bundle = get_data(dataset, data, batch_size=c.batch_size // world, device=device, seed=c.seed, rank=rank,
-                      world_size=world, subset=c.subset, image_size=c.image_size, num_workers=c.num_workers)
+                      world_size=world, subset=c.subset, test_subset=c.test_subset, train_eval=c.train_eval,
+                      image_size=c.image_size, num_workers=c.num_workers)
     model = build_model(c, bundle.num_classes, bundle.image_shape[-1]).to(device)
     if c.channels_last if c.channels_last is not None else True: model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(c, model)
@@ -307,10 +313,11 @@ def train_epoch(run: Run, epoch: int, # 0-based
         return out
     cl = c.channels_last if c.channels_last is not None else True
     tr = run_epoch(run.net, run.bundle.train, step, True, run.device, run.topk, cl, progress, f"epoch {epoch + 1}/{c.epochs}")
-    te = run_epoch(run.net, run.bundle.test, lambda x, y: evaluate_batch(run.net, x, y, run.recipe.amp), False,
-                   run.device, run.topk, cl)
+    evaluate = lambda x, y: evaluate_batch(run.net, x, y, run.recipe.amp)
+    te = run_epoch(run.net, run.bundle.test, evaluate, False, run.device, run.topk, cl)
+    ev = run_epoch(run.net, run.bundle.train_eval, evaluate, False, run.device, (1,), cl) if run.bundle.train_eval is not None else None
     row = epoch_row(epoch + 1, tr, te, run.topk, run.flips.compute() if run.flips is not None else None,
-                    hyperparameters, c.flip_layers)
+                    hyperparameters, c.flip_layers, ev)
     if run.device.type == 'cuda': torch.cuda.synchronize(run.device)
     dt = time.perf_counter() - t0
     run.seconds += dt; row['epoch_seconds'] = dt
@@ -340,6 +347,7 @@ def _summary(run: Run) -> dict:
                final_test_acc=rows[-1]['test_acc'] if rows else None, final_train_acc=rows[-1]['train_acc'] if rows else None,
                epochs=c.epochs, seconds=s, images_per_second=(run.bundle.n_train * c.epochs / s) if s else None,
                dataset=run.bundle.name, device=str(run.device), world_size=run.world, preset=c.preset, optimizer=c.optimizer)
+    if rows and TRAIN_EVAL_ACC in rows[-1]: out['final_train_eval_acc'] = rows[-1][TRAIN_EVAL_ACC]
     if run.rank_checksums is not None: out['rank_weight_checksums'] = run.rank_checksums
     return out
 

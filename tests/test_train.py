@@ -87,3 +87,26 @@ def test_compile_binarynet_fullgraph_from_cold_start():
     process and matches eager."""
     r = subprocess.run([sys.executable, '-c', COMPILE_CHECK], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and 'compiled ok' in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]
+
+
+def test_train_eval_changes_no_other_column(tmp_path):
+    "Eval-mode train accuracy is a measurement: a run with it on trains exactly as one with it off."
+    off, on = tmp_path / 'off', tmp_path / 'on'
+    for run, extra in ((off, []), (on, ['--set', 'train_eval=60'])):
+        r = _cli(*TRAIN, '--seed', '2', *extra, '--out', str(run))
+        assert r.returncode == 0, r.stderr
+    rows_off, rows_on = _rows(off), _rows(on)
+    assert 'train_eval_acc' not in rows_off[0] and 'train_eval_acc' in rows_on[0]
+    assert [{k: v for k, v in r.items() if k != 'train_eval_acc'} for r in rows_on] == rows_off
+    assert all(0 < float(r['train_eval_acc']) <= 1 for r in rows_on)
+    assert json.loads((on / 'summary.json').read_text())['final_train_eval_acc'] == float(rows_on[-1]['train_eval_acc'])
+
+
+def test_test_subset_from_the_command_line(tmp_path):
+    r = _cli(*TRAIN, '--epochs', '1', '--set', 'test_subset=0', '--out', str(tmp_path / 'all'))
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / 'all' / 'config.json').read_text())
+    assert (info['n_train'], info['n_test'], info['config']['test_subset']) == (200, 360, 0)   # all test images beside 200
+    for bad, says in (('test_subset=-1', 'Invalid test_subset value: `-1`'), ('train_eval=201', 'Invalid train_eval value: `201`')):
+        r = _cli(*TRAIN, '--set', bad, '--out', str(tmp_path / 'bad'))
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -14,7 +14,7 @@ from ..checks import InputError, InputError
 # %% auto #0
 __all__ = ['TABLES', 'TITLES', 'PUBLISHED', 'SCALES', 'SMALL_SCALE_CHANGES', 'SMALL_SCALES', 'DESIGN', 'TRAIN_FIELDS',
            'VARIANT_BIAS_CORRECTION', 'GRIDS', 'FAKE_IMAGENET', 'TRAIN_IMAGES', 'scale_seeds', 'scale_epochs',
-           'scale_subset', 'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run',
+           'scale_data', 'scale_subset', 'compress_schedules', 'check_scale', 'scaled_config', 'config_of', 'make_run',
            'variant_name', 'grid_bias_norm', 'grid_ablation', 'grid_schedulers', 'grid_cifar10', 'grid_convergence',
            'grid_imagenet', 'grid_pbop', 'fake_imagenet_dir', 'grid', 'budget']
 
@@ -41,7 +41,9 @@ SCALES = {
     'paper': dict(width=None, subset=None, epochs=None, batch_size=None, imagenet=None, needs_data=True,
                   table_epochs=dict(ablation=100, pbop=100), seeds=dict(default=[0])),
     'cpu': dict(width=16, subset=None, epochs=6, batch_size=None, imagenet=None, needs_data=True,
-                table_epochs=dict(cifar10=12, ablation=4, convergence=4, schedulers=40), table_subset=dict(schedulers=10_000),
+                table_epochs=dict(cifar10=12, ablation=4, convergence=4, schedulers=40),
+                # the regularizer: a training subset judged on all test images, train accuracy also in eval mode
+                table_data=dict(schedulers=dict(subset=10_000, test_subset=0, train_eval=2_000)),
                 seeds=dict(default=[0, 1], cifar10=[0, 1, 2], ablation=[0, 1], convergence=[0, 1, 2]),
                 jobs=2),
     'quick': dict(width=16, subset=1000, epochs=5, batch_size=50, seeds=dict(default=[0]),
@@ -62,9 +64,13 @@ def scale_epochs(scale: str, table: str) -> Optional[int]:
     "A table's own epoch count at `scale` (None: each preset's at the scale)."
     return SCALES[scale].get('table_epochs', {}).get(table)
 
+def scale_data(scale: str, table: str) -> dict:
+    "A table's own data settings at `scale` (`subset`, `test_subset`, `train_eval`; empty: the scale's)."
+    return dict(SCALES[scale].get('table_data', {}).get(table, {}))
+
 def scale_subset(scale: str, table: str) -> Optional[int]:
     "A table's own number of training images at `scale` (None: the scale's)."
-    return SCALES[scale].get('table_subset', {}).get(table)
+    return scale_data(scale, table).get('subset')
 
 # each table's own grid (the notebooks' parameter cells hold the same literals)
 DESIGN = {
@@ -131,7 +137,8 @@ def scaled_config(preset: str, # a name in PRESETS
 
 # %% ../../nbs/08a_design.ipynb #0014
 _SHORT = dict(threshold='t', gamma='g', sigma='sig', bias_correction='bc', scaler='scaler', norm='norm',
-              epochs='ep', lr='lr', batch_size='bs')
+              epochs='ep', lr='lr', batch_size='bs', test_subset='test', train_eval='evaltrain')
+_VALUE_NAMES = {('test_subset', 0): 'all'}  # values a run id spells out (test_all: every test image)
 
 TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 
@@ -165,7 +172,7 @@ def make_run(preset: str, # a name in PRESETS
         if isinstance(v, (dict, list)):
             if tag is None: raise InputError(f"Invalid run: `{k}` is not a scalar; give a `tag` to name the run")
             continue
-        parts.append(f"{_SHORT.get(k, k)}_{_fmt_value(v)}")
+        parts.append(f"{_SHORT.get(k, k)}_{_VALUE_NAMES.get((k, v), _fmt_value(v))}")
     if tag: parts.append(tag)
     kwargs = {**base, **diff, 'seed': int(seed)}
     used = settings_used(config_of(kwargs))  # an override reaches the runs that read it (fused: not Adam's)
@@ -218,6 +225,8 @@ def grid_ablation(scale='quick', seeds=(0,), epochs=None, data=None, overrides=N
 # %% ../../nbs/08a_design.ipynb #0019
 def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides=None, fixed_epochs=None,
                     subset=None, # training images (None: the scale's); the regularizer needs runs that can overfit
+                    test_subset=None, # test images (0: all, beside a training subset; None: the scale's rule)
+                    train_eval=None, # training images evaluated in eval mode each epoch (`train_eval_acc`; None: none)
                     variants=DESIGN['schedulers']['variants'], # 'none', 'all' (threshold, gamma, sigma, lr), 'threshold'
                     bias_corrections=DESIGN['schedulers']['bias_corrections'], # 'scaled' (what the released code's 5.1.4 ran), 'biased' (the preset's)
                    ) -> list:
@@ -233,7 +242,8 @@ def grid_schedulers(scale='quick', seeds=(0,), epochs=None, data=None, overrides
             sched, tag = spec[v]
             out += [make_run('bop2ndorder_testexp', scale, s, epochs=epochs, data=data, overrides=overrides,
                              fixed_epochs=fixed_epochs, tag=tag, schedules=sched, bias_correction=VARIANT_BIAS_CORRECTION[b],
-                             **({'subset': subset} if subset else {}))
+                             **{k: v for k, v in dict(subset=subset, test_subset=test_subset, train_eval=train_eval).items()
+                                if v is not None})
                     for s in seeds]
     return out
 
@@ -299,7 +309,7 @@ def grid(table: str, # one of TABLES
     seeds = scale_seeds(scale, table) if seeds is None else [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     d = (imagenet_data or (None if scale == 'paper' else fake_imagenet_dir(results_dir))) if table == 'imagenet' else data
     d = str(Path(d).resolve()) if d is not None else None
-    extra = {'subset': n} if (n := scale_subset(scale, table)) else {}
+    extra = scale_data(scale, table)
     return GRIDS[table](scale=scale, seeds=seeds, epochs=epochs, data=d, overrides=overrides,
                         fixed_epochs=scale_epochs(scale, table), **extra, **design)
 
