@@ -275,7 +275,7 @@ def _run_facts(out: Path, run_ids) -> list:
     if not metas: return []
     val = lambda f: sorted({str(f(m)) for m in metas})
     amp = val(lambda m: m.get('config', {}).get('amp'))
-    prec = ('float32 (bf16 autocast not used)' if amp == ['False'] else 'bf16 autocast' if amp == ['True'] else 'mixed: ' + ', '.join(amp))
+    prec = ('float32 (bf16 autocast not used; `python benchmarks/precision_cpu.py` measures whether it pays on a CPU)' if amp == ['False'] else 'bf16 autocast' if amp == ['True'] else 'mixed: ' + ', '.join(amp))
     return [f"Data: {', '.join(val(lambda m: m.get('dataset_name')))} ({', '.join(val(lambda m: m.get('n_test')))} test images)  ",
             f"Torch threads per run: {', '.join(val(lambda m: m.get('torch_threads')))}; precision: {prec}  "]
 
