@@ -1,25 +1,17 @@
 """What `bnn-opt` prints when something goes wrong: a bad input in one line (exit 2), a bug with its traceback and a
 request to report it (exit 1), and with `--debug` or BNN_OPT_DEBUG=1 the traceback of any error."""
-import contextlib, io, os, subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 
 import pytest
 
 import bnn_opt.cli as cli_mod
 from bnn_opt.checks import InputError, check_choice, check_range
-from bnn_opt.cli import USER_ERRORS, main
+from bnn_opt.cli import USER_ERRORS
+from test_cli import cli  # `bnn-opt argv` in this process: (exit status, stdout, stderr)
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_GAMMA = ['train', '--set', 'gamma=2', '--out']       # refused while resolving the settings: nothing trains
-
-
-def cli(*argv):
-    "(exit status, stdout, stderr) of `bnn-opt argv`, run in this process."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: rc = main([str(a) for a in argv])
-        except SystemExit as e: rc = e.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)
